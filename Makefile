@@ -1,0 +1,28 @@
+# The two commands a newcomer needs: `make bench` (the main job) and `make test`.
+PY ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: test bench smoke install clean
+
+$(STAMP): pyproject.toml
+	test -x $(VPY) || $(PY) -m venv $(VENV)
+	# CPU machines get the CPU build of torch that lies on disk; a GPU machine keeps its own.
+	if ! command -v nvidia-smi >/dev/null 2>&1; then $(VPY) -m pip install -q torch==2.13.0; fi
+	$(VPY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(VPY) -m pytest -q
+
+bench: $(STAMP)
+	$(VPY) -m harness run --suite default --device auto
+
+smoke: $(STAMP)
+	$(VPY) -m harness run --suite smoke --device auto
+
+clean:
+	rm -rf $(VENV) build *.egg-info
