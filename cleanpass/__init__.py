@@ -1,0 +1,24 @@
+"""cleanpass: a sound, alias-aware clone-elimination pass for torch.fx graphs.
+
+    report = cleanpass.eliminate_clones(gm, donated=(), policy="sound")
+
+See README.md in this folder for the invariants and `cleanpass.sound` for the rules.
+"""
+from . import decisions, verify
+from .decisions import CloneReport, Decision
+from .donation import current_donated, donated_inputs
+from .eliminate import POLICIES, eliminate_clones, eliminate_clones_in_graph
+from .inductor import CloneEliminationPass
+
+__all__ = [
+    "CloneEliminationPass",
+    "CloneReport",
+    "Decision",
+    "POLICIES",
+    "current_donated",
+    "decisions",
+    "donated_inputs",
+    "eliminate_clones",
+    "eliminate_clones_in_graph",
+    "verify",
+]

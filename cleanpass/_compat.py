@@ -1,0 +1,80 @@
+"""The one place that touches private torch APIs, each with a fallback.
+
+torch moves these between releases (the GPU machines run 2.11, CPU machines 2.13); keeping them
+here means a rename costs one edit and a missing API degrades to a conservative answer.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import Any, Callable, Sequence
+
+import torch
+
+log = logging.getLogger(__name__)
+
+try:  # torch >= 2.6
+    from torch._inductor.custom_graph_pass import CustomGraphPass as CustomGraphPassBase
+except ImportError:  # pragma: no cover - very old torch
+    class CustomGraphPassBase:  # type: ignore[no-redef]
+        """Stand-in with the same two methods when Inductor's base class is missing."""
+
+        def __call__(self, graph: torch.fx.Graph) -> None:
+            raise NotImplementedError
+
+        def uuid(self) -> Any:
+            raise NotImplementedError
+
+
+def hash_files(paths: Sequence[str], extra: str = "") -> str:
+    """Hex digest of the files' bytes plus `extra` (our own, so it works on every torch)."""
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        with open(path, "rb") as handle:
+            digest.update(handle.read())
+    digest.update(extra.encode())
+    return digest.hexdigest()
+
+
+def _load_overlap_fn() -> Callable[..., set] | None:
+    try:
+        return torch._C._dynamo.guards.compute_overlapping_tensors
+    except AttributeError:  # pragma: no cover - depends on the torch build
+        return None
+
+
+_OVERLAP_FN = _load_overlap_fn()
+
+
+def tensors_overlap(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether two (fake) tensors of one storage share a byte; True whenever it can't be told."""
+    if _OVERLAP_FN is None:
+        return True
+    try:
+        return bool(_OVERLAP_FN([a, b]))
+    except Exception:  # data-dependent or symbolic sizes the checker can't reason about
+        return True
+
+
+def storage_key(value: Any) -> Any | None:
+    """A hashable identity of a (fake) tensor's storage, or None when there is no tensor."""
+    if not isinstance(value, torch.Tensor):
+        return None
+    try:
+        from torch.multiprocessing.reductions import StorageWeakRef
+
+        return StorageWeakRef(value.untyped_storage())
+    except Exception:  # tensors without storage (e.g. some subclasses)
+        return None
+
+
+def statically_equal(a: Any, b: Any) -> bool:
+    """True only when two sizes/strides are provably equal, without adding shape guards."""
+    if isinstance(a, int) and isinstance(b, int):
+        return a == b
+    try:
+        from torch.fx.experimental.symbolic_shapes import statically_known_true
+
+        return bool(statically_known_true(a == b))
+    except Exception:
+        return False

@@ -1,0 +1,124 @@
+"""Alias analysis: which nodes may share storage.
+
+Pure: reads the graph, never edits it. Two sources of facts, both always applied (a union of
+may-alias facts can only make the answer more conservative):
+
+1. fake tensors in `meta["val"]`: nodes whose fake tensors share a storage alias;
+2. the graph structure: an op output aliases every argument its schema annotates (`Tensor(a)`,
+   `Tensor(a!)`), plus the known unannotated exceptions (`_unsafe_view`); `getitem` aliases its
+   parent when the parent may alias anything; an opaque node's output may alias all its tensors.
+
+Structure matters even when meta is present: after an edit (a removed clone) the fake tensors of
+later views still point at the old storage, and only the structure says they alias the source.
+
+Inside one storage, `may_overlap` refines with exact byte overlap of the fake tensors (split
+halves do not overlap); when that cannot be told, it answers True.
+"""
+from __future__ import annotations
+
+import operator
+from typing import Any, Iterable
+
+import torch
+from torch.fx import Node
+
+from ._compat import storage_key, tensors_overlap
+from .mutation import FUNCTIONAL_HOPS, METADATA_ONLY_OPS, iter_nodes
+
+aten = torch.ops.aten
+
+# Ops that return a view of `self` although their schema carries no alias annotation.
+UNANNOTATED_VIEW_OPS = frozenset({aten._unsafe_view.default})
+
+
+def _fake_tensors(node: Node) -> list[torch.Tensor]:
+    val = node.meta.get("val")
+    if isinstance(val, torch.Tensor):
+        return [val]
+    if isinstance(val, (list, tuple)):
+        return [v for v in val if isinstance(v, torch.Tensor)]
+    return []
+
+
+def structural_alias_parents(node: Node) -> tuple[Node, ...]:
+    """The input nodes the output of `node` may share storage with, from structure alone."""
+    if node.op in ("placeholder", "get_attr", "output"):
+        return ()
+    if node.op == "call_function":
+        target = node.target
+        if target is operator.getitem:
+            parent = node.args[0]
+            if isinstance(parent, Node) and structural_alias_parents(parent):
+                return (parent,)
+            return ()
+        if isinstance(target, torch._ops.OpOverload):
+            if target in METADATA_ONLY_OPS:
+                return ()
+            if target in UNANNOTATED_VIEW_OPS:
+                return tuple(iter_nodes(node.args[:1]))
+            parents: dict[Node, None] = {}
+            for index, argument in enumerate(target._schema.arguments):
+                if argument.alias_info is None:
+                    continue
+                value = node.args[index] if index < len(node.args) else node.kwargs.get(argument.name)
+                parents.update(dict.fromkeys(iter_nodes(value)))
+            return tuple(parents)
+        if target in FUNCTIONAL_HOPS:
+            return ()
+    return tuple(dict.fromkeys(iter_nodes((node.args, node.kwargs))))
+
+
+class AliasClasses:
+    """Union-find of nodes that may share storage (see the module docstring).
+
+    `merge` joins two classes; the pass calls it when it removes a clone, so later decisions
+    see the clone's storage as the source's.
+    """
+
+    def __init__(self, nodes: Iterable[Node]) -> None:
+        self._parent: dict[Node, Node] = {}
+        by_storage: dict[Any, Node] = {}
+        for node in nodes:
+            self._parent[node] = node
+            for parent in structural_alias_parents(node):
+                if parent in self._parent:
+                    self.merge(node, parent)
+            for fake in _fake_tensors(node):
+                key = storage_key(fake)
+                if key is None:
+                    continue
+                first = by_storage.setdefault(key, node)
+                if first is not node:
+                    self.merge(node, first)
+
+    def find(self, node: Node) -> Node:
+        root = node
+        while self._parent[root] is not root:
+            root = self._parent[root]
+        while self._parent[node] is not root:  # path compression
+            self._parent[node], node = root, self._parent[node]
+        return root
+
+    def merge(self, a: Node, b: Node) -> Node:
+        """Join the classes of a and b; returns the new root (b's root)."""
+        root_a, root_b = self.find(a), self.find(b)
+        if root_a is not root_b:
+            self._parent[root_a] = root_b
+        return root_b
+
+    def same(self, a: Node, b: Node) -> bool:
+        return self.find(a) is self.find(b)
+
+
+def may_overlap(a: Node, b: Node) -> bool:
+    """Whether two nodes of one alias class may share a byte (True unless meta proves not)."""
+    if a is b:
+        return True
+    fakes_a, fakes_b = _fake_tensors(a), _fake_tensors(b)
+    if len(fakes_a) != 1 or len(fakes_b) != 1:
+        return True
+    fa, fb = fakes_a[0], fakes_b[0]
+    key_a, key_b = storage_key(fa), storage_key(fb)
+    if key_a is None or key_a != key_b:
+        return True  # different fake storages in one class: facts from an edit; assume overlap
+    return tensors_overlap(fa, fb)

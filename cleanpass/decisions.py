@@ -1,0 +1,83 @@
+"""What the pass reports: one decision per clone, with a stable reason string."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Reason strings are a contract (logs, reports and dashboards key on them): never rename one.
+REMOVED = "removed"
+# 1. the old value of the source (or an alias) is read after the clone is first written
+SOURCE_READ_AFTER_WRITE = "source-read-after-write"
+# 2. the source (or an alias) is written while the clone's value is still needed
+SOURCE_WRITTEN_WHILE_LIVE = "source-written-while-live"
+# 3. the clone is written and the source is (a view of) an input the caller did not donate
+READ_ONLY_INPUT = "read-only-input"
+# 4. the clone changes layout (size, stride, storage offset or dtype), or layout is unknown
+LAYOUT_DIFFERS = "layout-differs"
+LAYOUT_UNKNOWN = "layout-unknown"
+# 5. removing the clone would make an output alias an input, or two outputs alias each other
+OUTPUT_WOULD_ALIAS_INPUT = "output-would-alias-input"
+OUTPUTS_WOULD_ALIAS = "outputs-would-alias"
+# the graph is not what the pass understands: keep, never guess
+UNSUPPORTED_CLONE = "unsupported-clone"
+ANALYSIS_ERROR = "analysis-error"
+# the "vllm" reference policy's own reasons
+VLLM_SOURCE_USED_AFTER_WRITE = "vllm:source-used-after-write"
+VLLM_NON_DONATED_INPUT = "vllm:non-donated-input"
+VLLM_LAYOUT_DIFFERS = "vllm:layout-differs"
+
+KEEP_REASONS = (
+    SOURCE_READ_AFTER_WRITE,
+    SOURCE_WRITTEN_WHILE_LIVE,
+    READ_ONLY_INPUT,
+    LAYOUT_DIFFERS,
+    LAYOUT_UNKNOWN,
+    OUTPUT_WOULD_ALIAS_INPUT,
+    OUTPUTS_WOULD_ALIAS,
+    UNSUPPORTED_CLONE,
+    ANALYSIS_ERROR,
+)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The verdict on one `clone` node: `reason` is REMOVED or one of KEEP_REASONS."""
+
+    clone: str
+    source: str
+    reason: str
+    bytes: int | None = None
+
+
+@dataclass
+class CloneReport:
+    """Every decision of one run of the pass over one graph, plus how long it took."""
+
+    policy: str
+    removed: list[Decision] = field(default_factory=list)
+    kept: list[Decision] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def clones_before(self) -> int:
+        return len(self.removed) + len(self.kept)
+
+    @property
+    def clones_after(self) -> int:
+        return len(self.kept)
+
+    @property
+    def bytes_removed(self) -> int | None:
+        """Bytes of clones removed, or None when any removed clone has a symbolic size."""
+        sizes = [d.bytes for d in self.removed]
+        return None if any(s is None for s in sizes) else sum(sizes)  # type: ignore[arg-type]
+
+    def add(self, decision: Decision) -> None:
+        (self.removed if decision.reason == REMOVED else self.kept).append(decision)
+
+    def summary(self) -> str:
+        reasons: dict[str, int] = {}
+        for decision in self.kept:
+            reasons[decision.reason] = reasons.get(decision.reason, 0) + 1
+        kept = ", ".join(f"{r}={n}" for r, n in sorted(reasons.items())) or "none"
+        return (f"{self.policy}: removed {len(self.removed)} of {self.clones_before} clones "
+                f"in {self.seconds * 1e3:.1f} ms (kept: {kept})")

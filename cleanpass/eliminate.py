@@ -1,0 +1,102 @@
+"""The entry point: decide every clone in graph order, then apply all edits at once."""
+from __future__ import annotations
+
+import logging
+import time
+
+import torch
+from torch.fx import Graph, GraphModule, Node
+
+from . import decisions
+from .facts import GraphFacts
+from .layout import clone_bytes
+from .reference import run_reference
+from .sound import decide_sound
+
+log = logging.getLogger(__name__)
+aten = torch.ops.aten
+POLICIES = ("sound", "vllm")
+
+
+def _clones(graph: Graph) -> list[Node]:
+    return [node for node in graph.nodes
+            if node.op == "call_function" and node.target is aten.clone.default]
+
+
+def _source_name(clone: Node) -> str:
+    source = clone.args[0] if clone.args else None
+    return source.name if isinstance(source, Node) else repr(source)
+
+
+def _run_sound(graph: Graph, donated: tuple[int, ...], report: decisions.CloneReport) -> None:
+    clones = _clones(graph)
+    try:
+        facts = GraphFacts(graph, donated)
+    except Exception:  # a graph the analysis cannot read: keep everything, say why
+        log.warning("cleanpass: analysis failed; keeping all %d clones", len(clones), exc_info=True)
+        for clone in clones:
+            report.add(decisions.Decision(clone.name, _source_name(clone),
+                                          decisions.ANALYSIS_ERROR, clone_bytes(clone)))
+        return
+    for clone in clones:
+        source = clone.args[0] if clone.args else None
+        if not isinstance(source, Node) or len(clone.args) + len(clone.kwargs) > 2:
+            reason = decisions.UNSUPPORTED_CLONE
+        else:
+            source = facts.resolve(source)
+            try:
+                reason = decide_sound(clone, source, facts)
+            except Exception:
+                log.warning("cleanpass: could not decide %s; keeping it", clone.name, exc_info=True)
+                reason = decisions.ANALYSIS_ERROR
+        if reason == decisions.REMOVED:
+            facts.drop_clone(clone, source)
+        report.add(decisions.Decision(clone.name, _source_name(clone) if reason != decisions.REMOVED
+                                      else source.name, reason, clone_bytes(clone)))
+    for clone in _clones(graph):  # apply the edits in graph order; chains resolve to the root
+        if clone in facts.replaced:
+            clone.replace_all_uses_with(facts.resolve(clone))
+            graph.erase_node(clone)
+
+
+def eliminate_clones_in_graph(graph: Graph, donated: tuple[int, ...] = (),
+                              policy: str = "sound") -> decisions.CloneReport:
+    """Remove the unneeded `aten.clone.default` nodes of a bare `fx.Graph` (no recompile).
+
+    See `eliminate_clones`.
+    """
+    if policy not in POLICIES:
+        raise ValueError(f"unknown policy {policy!r}; expected one of {POLICIES}")
+    report = decisions.CloneReport(policy=policy)
+    started = time.perf_counter()
+    donated = tuple(sorted(set(int(i) for i in donated)))
+    if policy == "vllm":
+        run_reference(graph, donated, report)
+    else:
+        _run_sound(graph, donated, report)
+    report.seconds = time.perf_counter() - started
+    log.info("cleanpass %s", report.summary())
+    for decision in report.kept:
+        log.debug("cleanpass kept %s = clone(%s): %s", decision.clone, decision.source, decision.reason)
+    return report
+
+
+def eliminate_clones(gm: GraphModule, donated: tuple[int, ...] = (),
+                     policy: str = "sound") -> decisions.CloneReport:
+    """Delete the clones of `gm` that provably are not needed; edits `gm` and recompiles it.
+
+    `donated` are the 0-based positions (graph order) of placeholders whose storage the caller
+    gives up. `policy` is "sound" (conditions 1-5 in `cleanpass.sound`) or "vllm" (the
+    reference behaviour, holes included, for side-by-side comparison).
+
+    Before / after, with x donated and nothing reading x later::
+
+        c = clone(x); fused_add_rms_norm_(c, r, w); return c    ->   ...(x, r, w); return x
+
+    Kept, with reason "source-read-after-write" (a view of x is read after the write)::
+
+        q = x[:, :64]; c = clone(x); rms_norm_(c, w); y = q + 1; return c, y
+    """
+    report = eliminate_clones_in_graph(gm.graph, donated, policy)
+    gm.recompile()
+    return report

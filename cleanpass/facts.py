@@ -1,0 +1,128 @@
+"""Facts about one graph that the policies decide on, kept current as clones are dropped.
+
+Built once from `mutation` and `alias`: node positions, per alias class the reads, writes and
+uses with their positions, the placeholders and output membership, and which inputs the
+program's own `copy_` epilogue overwrites. `drop_clone` merges a removed clone's class into its
+source's, so every later decision sees the graph as it will be after the edits.
+"""
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+
+import torch
+from torch.fx import Graph, Node
+
+from .alias import AliasClasses
+from .mutation import Effect, node_effect
+
+aten = torch.ops.aten
+
+
+@dataclass
+class ClassFacts:
+    """Aggregates of one alias class; the lists hold (position, acting node, member touched)."""
+
+    members: list[Node] = field(default_factory=list)
+    reads: list[tuple[int, Node, Node]] = field(default_factory=list)
+    writes: list[tuple[int, Node, Node]] = field(default_factory=list)
+    write_positions: list[int] = field(default_factory=list)  # sorted
+    max_read: int = -1
+    last_use: int = -1
+    placeholders: list[Node] = field(default_factory=list)
+    in_output: bool = False
+
+    def absorb(self, other: "ClassFacts") -> None:
+        self.members += other.members
+        self.reads += other.reads
+        self.writes += other.writes
+        for position in other.write_positions:
+            bisect.insort(self.write_positions, position)
+        self.max_read = max(self.max_read, other.max_read)
+        self.last_use = max(self.last_use, other.last_use)
+        self.placeholders += other.placeholders
+        self.in_output = self.in_output or other.in_output
+
+    def writes_between(self, low: int, high: int) -> bool:
+        """Any write at a position p with low < p <= high."""
+        index = bisect.bisect_right(self.write_positions, low)
+        return index < len(self.write_positions) and self.write_positions[index] <= high
+
+
+class GraphFacts:
+    """Positions, effects, alias classes and per-class aggregates of one graph."""
+
+    def __init__(self, graph: Graph, donated: tuple[int, ...] = ()) -> None:
+        self.nodes = list(graph.nodes)
+        self.position = {node: index for index, node in enumerate(self.nodes)}
+        self.effects: dict[Node, Effect] = {node: node_effect(node) for node in self.nodes}
+        self.aliases = AliasClasses(self.nodes)
+        placeholders = [node for node in self.nodes if node.op == "placeholder"]
+        self.donated = frozenset(placeholders[i] for i in donated if 0 <= i < len(placeholders))
+        self.overwritten_at = self._epilogue_overwrites()
+        self.replaced: dict[Node, Node] = {}
+        self._classes: dict[Node, ClassFacts] = {}
+        self._collect()
+
+    def _epilogue_overwrites(self) -> dict[Node, int]:
+        """Placeholder -> position of the last `copy_` that overwrites all of it."""
+        found: dict[Node, int] = {}
+        for node in self.nodes:
+            if node.target is aten.copy_.default and node.args and isinstance(node.args[0], Node):
+                if node.args[0].op == "placeholder":
+                    found[node.args[0]] = self.position[node]
+        return found
+
+    def _collect(self) -> None:
+        for node in self.nodes:
+            self._class_of(node).members.append(node)
+            if node.op == "placeholder":
+                self._class_of(node).placeholders.append(node)
+        for node, effect in self.effects.items():
+            position = self.position[node]
+            for member in effect.reads:
+                facts = self._class_of(member)
+                facts.reads.append((position, node, member))
+                facts.max_read = max(facts.max_read, position)
+                facts.last_use = max(facts.last_use, position)
+                if node.op == "output":
+                    facts.in_output = True
+            for member in effect.writes:
+                facts = self._class_of(member)
+                facts.writes.append((position, node, member))
+                bisect.insort(facts.write_positions, position)
+                facts.last_use = max(facts.last_use, position)
+            for member in node.all_input_nodes:  # views and metadata uses keep a value alive too
+                facts = self._class_of(member)
+                facts.last_use = max(facts.last_use, position)
+
+    def _class_of(self, node: Node) -> ClassFacts:
+        root = self.aliases.find(node)
+        facts = self._classes.get(root)
+        if facts is None:
+            facts = self._classes[root] = ClassFacts()
+        return facts
+
+    def class_of(self, node: Node) -> ClassFacts:
+        return self._class_of(node)
+
+    def resolve(self, node: Node) -> Node:
+        """The node that will stand for `node` once all decided removals are applied."""
+        while node in self.replaced:
+            node = self.replaced[node]
+        return node
+
+    def drop_clone(self, clone: Node, source: Node) -> None:
+        """Record that `clone` is replaced by `source`: their storages become one class."""
+        self.replaced[clone] = source
+        clone_facts, source_facts = self._class_of(clone), self._class_of(source)
+        clone_root, source_root = self.aliases.find(clone), self.aliases.find(source)
+        if clone_root is source_root:
+            return
+        self.aliases.merge(clone, source)
+        del self._classes[clone_root]
+        if len(clone_facts.members) > len(source_facts.members):  # absorb the smaller one
+            clone_facts.absorb(source_facts)
+            self._classes[source_root] = clone_facts
+        else:
+            source_facts.absorb(clone_facts)

@@ -1,0 +1,40 @@
+"""Condition 4: a clone may go only when it has exactly its source's layout."""
+from __future__ import annotations
+
+import torch
+from torch.fx import Node
+
+from . import decisions
+from ._compat import statically_equal
+
+
+def _fake(node: Node) -> torch.Tensor | None:
+    val = node.meta.get("val")
+    return val if isinstance(val, torch.Tensor) else None
+
+
+def layout_verdict(clone: Node, source: Node) -> str | None:
+    """None when size, stride, storage offset and dtype provably match; else a keep reason."""
+    fake_clone, fake_source = _fake(clone), _fake(source)
+    if fake_clone is None or fake_source is None:
+        return decisions.LAYOUT_UNKNOWN
+    if fake_clone.dtype != fake_source.dtype or fake_clone.dim() != fake_source.dim():
+        return decisions.LAYOUT_DIFFERS
+    pairs = list(zip(fake_clone.shape, fake_source.shape))
+    pairs += list(zip(fake_clone.stride(), fake_source.stride()))
+    pairs.append((fake_clone.storage_offset(), fake_source.storage_offset()))
+    for a, b in pairs:
+        if not statically_equal(a, b):
+            return decisions.LAYOUT_DIFFERS
+    return None
+
+
+def clone_bytes(clone: Node) -> int | None:
+    """Bytes the clone copies, when its size is a plain number."""
+    fake = _fake(clone)
+    if fake is None:
+        return None
+    numel = fake.numel()
+    if not isinstance(numel, int):  # symbolic: int() would add a shape guard
+        return None
+    return numel * fake.element_size()

@@ -1,0 +1,152 @@
+"""Mutation analysis: which node reads and which node writes which tensor.
+
+Pure: reads the graph, never edits it. Facts come from op schemas (`Tensor(a!)` arguments,
+positional or keyword, single tensors or tensor lists, `out=` arguments). A node the analysis
+does not understand (a higher-order op other than the functional ones, a plain Python callable,
+`call_method`/`call_module`) is *opaque*: it reads and writes every tensor it receives.
+"""
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import torch
+from torch.fx import Node
+
+aten = torch.ops.aten
+
+# Ops that look only at sizes/strides: a use by them is not a read of the data.
+METADATA_ONLY_OPS = frozenset(
+    op
+    for op in (
+        getattr(aten.sym_size, "int", None),
+        getattr(aten.sym_stride, "int", None),
+        getattr(aten.sym_numel, "default", None),
+        getattr(aten.sym_storage_offset, "default", None),
+    )
+    if op is not None
+)
+
+# Ops whose written argument is fully overwritten without being read first.
+OVERWRITE_ONLY_OPS = frozenset({aten.copy_.default})
+
+
+def _functional_hops() -> frozenset:
+    """Higher-order ops that read their tensors and return fresh ones (never write inputs)."""
+    found = []
+    try:
+        from torch._higher_order_ops import auto_functionalize as af
+
+        found += [getattr(af, name) for name in ("auto_functionalized", "auto_functionalized_v2")
+                  if hasattr(af, name)]
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        from torch._higher_order_ops.triton_kernel_wrap import triton_kernel_wrapper_functional
+
+        found.append(triton_kernel_wrapper_functional)
+    except ImportError:  # pragma: no cover
+        pass
+    return frozenset(found)
+
+
+FUNCTIONAL_HOPS = _functional_hops()
+
+
+@dataclass(frozen=True)
+class Effect:
+    """What one node does to the tensors it receives.
+
+    reads: nodes whose data it reads. writes: nodes whose storage it writes. overwrites: the
+    subset of `writes` whose old value it never reads (the `copy_` destination, `out=`).
+    opaque: the analysis does not know the node; it is assumed to read and write everything.
+    """
+
+    reads: tuple[Node, ...] = ()
+    writes: tuple[Node, ...] = ()
+    overwrites: tuple[Node, ...] = ()
+    opaque: bool = False
+
+
+NO_EFFECT = Effect()
+
+
+def iter_nodes(value: Any) -> Iterator[Node]:
+    """Every Node inside an argument (lists, tuples, dicts, nested)."""
+    if isinstance(value, Node):
+        yield value
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from iter_nodes(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from iter_nodes(item)
+
+
+def _is_tensor_like(node: Node) -> bool:
+    """False only when meta proves the node is not a tensor (a SymInt, an int...)."""
+    if "val" not in node.meta:
+        return True
+    val = node.meta["val"]
+    if isinstance(val, torch.Tensor):
+        return True
+    if isinstance(val, (list, tuple)):
+        return any(isinstance(v, torch.Tensor) for v in val)
+    return val is None and node.op != "call_function"
+
+
+def _tensor_nodes(*values: Any) -> tuple[Node, ...]:
+    seen: dict[Node, None] = {}
+    for value in values:
+        for node in iter_nodes(value):
+            if _is_tensor_like(node):
+                seen[node] = None
+    return tuple(seen)
+
+
+def _bound_arguments(node: Node, op: torch._ops.OpOverload) -> Iterator[tuple[Any, Any]]:
+    """(schema argument, value) pairs, positional then keyword."""
+    for index, argument in enumerate(op._schema.arguments):
+        if index < len(node.args):
+            yield argument, node.args[index]
+        elif argument.name in node.kwargs:
+            yield argument, node.kwargs[argument.name]
+
+
+def _overload_effect(node: Node, op: torch._ops.OpOverload) -> Effect:
+    if op in METADATA_ONLY_OPS:
+        return NO_EFFECT
+    reads: dict[Node, None] = {}
+    writes: dict[Node, None] = {}
+    overwrites: dict[Node, None] = {}
+    for argument, value in _bound_arguments(node, op):
+        targets = _tensor_nodes(value)
+        info = argument.alias_info
+        if info is not None and info.is_write:
+            writes.update(dict.fromkeys(targets))
+            if op in OVERWRITE_ONLY_OPS or getattr(argument, "is_out", False):
+                overwrites.update(dict.fromkeys(targets))
+                continue
+        elif info is not None and op.is_view:
+            continue  # a view only creates an alias; its own users do the reading
+        reads.update(dict.fromkeys(targets))
+    return Effect(tuple(reads), tuple(writes), tuple(overwrites))
+
+
+def node_effect(node: Node) -> Effect:
+    """The reads and writes of one node (see the module docstring for the rules)."""
+    if node.op in ("placeholder", "get_attr"):
+        return NO_EFFECT
+    if node.op == "output":
+        return Effect(reads=_tensor_nodes(node.args))
+    if node.op == "call_function":
+        target = node.target
+        if target is operator.getitem:
+            return NO_EFFECT  # selects an element: an alias (or a fresh result) of its parent
+        if isinstance(target, torch._ops.OpOverload):
+            return _overload_effect(node, target)
+        if target in FUNCTIONAL_HOPS:
+            return Effect(reads=_tensor_nodes(node.args, node.kwargs))
+    tensors = _tensor_nodes(node.args, node.kwargs)
+    return Effect(reads=tensors, writes=tensors, opaque=True)

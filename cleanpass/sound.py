@@ -1,0 +1,87 @@
+"""The sound policy: remove `c = clone(s)` only when merging c's storage into s's is invisible.
+
+The numbered conditions are those of KNOWLEDGE.md §4 (XLA's copy removal mapped to FX); each
+exit below carries its number. Positions are graph order; the graph output is a read at the end.
+"A(x)" is x's alias class, restricted to members that may overlap x's bytes.
+
+1. No read of A(s) at or after the first write to A(c) (the writer itself reading s counts).
+2. No write to A(s) after c is taken and up to c's last use, except `copy_(s, c)`, which
+   becomes a self-copy.
+3. If A(c) is written and A(s) holds an input, that input is donated, or the program's own
+   `copy_` epilogue overwrites it after the last write to A(c).
+4. c and s have the same size, stride, storage offset and dtype (known from meta).
+5. If A(c) reaches the output: A(s) does not (two outputs would alias) and A(s) holds no input
+   the caller kept (an output would alias an input).
+"""
+from __future__ import annotations
+
+import torch
+from torch.fx import Node
+
+from . import decisions
+from .alias import may_overlap
+from .facts import GraphFacts
+from .layout import layout_verdict
+
+aten = torch.ops.aten
+
+
+def _is_self_copy(writer: Node, source: Node, clone: Node, facts: GraphFacts) -> bool:
+    """`copy_(s, c)`: after the merge it copies a buffer onto itself."""
+    if writer.target is not aten.copy_.default or len(writer.args) < 2:
+        return False
+    dst, src = writer.args[0], writer.args[1]
+    return (isinstance(dst, Node) and isinstance(src, Node)
+            and facts.resolve(dst) is source and facts.resolve(src) is clone)
+
+
+def _reads_after(source: Node, position: int, facts: GraphFacts) -> bool:
+    source_class = facts.class_of(source)
+    if source_class.max_read < position:
+        return False
+    return any(at >= position and may_overlap(member, source)
+               for at, _, member in source_class.reads)
+
+
+def _writes_while_live(source: Node, clone: Node, facts: GraphFacts) -> bool:
+    source_class, clone_class = facts.class_of(source), facts.class_of(clone)
+    start, end = facts.position[clone], clone_class.last_use
+    if not source_class.writes_between(start, end):
+        return False
+    return any(start < at <= end and may_overlap(member, source)
+               and not _is_self_copy(writer, source, clone, facts)
+               for at, writer, member in source_class.writes)
+
+
+def decide_sound(clone: Node, source: Node, facts: GraphFacts) -> str:
+    """The reason to keep `clone`, or decisions.REMOVED."""
+    # 4. layout (cheapest, and the removal would change what every user sees)
+    verdict = layout_verdict(clone, source)
+    if verdict is not None:
+        return verdict
+    if facts.aliases.same(clone, source):
+        return decisions.SOURCE_WRITTEN_WHILE_LIVE  # the analysis cannot tell them apart
+    clone_class, source_class = facts.class_of(clone), facts.class_of(source)
+    clone_at = facts.position[clone]
+    write_positions = [at for at in clone_class.write_positions if at > clone_at]
+    if write_positions:
+        first_write, last_write = write_positions[0], write_positions[-1]
+        # 3. the write would land in an input the caller still owns
+        for placeholder in source_class.placeholders:
+            if placeholder in facts.donated or not may_overlap(placeholder, source):
+                continue
+            if facts.overwritten_at.get(placeholder, -1) <= last_write:
+                return decisions.READ_ONLY_INPUT
+        # 1. someone still wants the old value of s after the first write
+        if _reads_after(source, first_write, facts):
+            return decisions.SOURCE_READ_AFTER_WRITE
+    # 2. s changes while c's value is still needed
+    if _writes_while_live(source, clone, facts):
+        return decisions.SOURCE_WRITTEN_WHILE_LIVE
+    # 5. no new output/input or output/output aliasing
+    if clone_class.in_output:
+        if source_class.in_output:
+            return decisions.OUTPUTS_WOULD_ALIAS
+        if any(p not in facts.donated for p in source_class.placeholders):
+            return decisions.OUTPUT_WOULD_ALIAS_INPUT
+    return decisions.REMOVED

@@ -1,0 +1,134 @@
+"""The differential checker: run a graph before and after the pass and compare bit for bit.
+
+It backs every claim the pass makes. On fresh random inputs (never zeros) it reports:
+outputs that are not bit-identical, a non-donated input whose final value differs from the
+original graph's, and an output that newly aliases an input or another output.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import torch
+from torch.fx import GraphModule
+from torch.utils._pytree import tree_leaves
+
+_INT_VIEW = {1: torch.int8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
+
+
+@dataclass
+class VerifyResult:
+    """`ok` is True when no trial found a problem; `problems` says what differed, per trial."""
+
+    ok: bool = True
+    problems: list[str] = field(default_factory=list)
+
+    def fail(self, message: str) -> None:
+        self.ok = False
+        self.problems.append(message)
+
+
+def _concrete(value: Any) -> int:
+    if isinstance(value, int):
+        return value
+    hint = getattr(getattr(value, "node", None), "hint", None)
+    if hint is not None:
+        return int(hint)
+    return int(value.node.shape_env.size_hint(value.node.expr))
+
+
+def random_like(fake: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """A real tensor with `fake`'s dtype, size and strides, filled with nonzero random values."""
+    size = [_concrete(s) for s in fake.shape]
+    stride = [_concrete(s) for s in fake.stride()]
+    out = torch.empty_strided(size, stride, dtype=fake.dtype, device="cpu")
+    if fake.dtype == torch.bool:
+        out.copy_(torch.randint(0, 2, size, generator=generator).bool())
+    elif fake.dtype.is_floating_point or fake.dtype.is_complex:
+        values = torch.randn(size, generator=generator, dtype=torch.float64)
+        values = torch.where(values == 0, torch.ones_like(values), values)
+        out.copy_(values)
+    else:
+        out.copy_(torch.randint(1, 8, size, generator=generator))
+    return out
+
+
+def make_inputs(gm: GraphModule, seed: int = 0) -> list[Any]:
+    """Random inputs from the placeholders' `meta["val"]` (fake tensors or plain values)."""
+    generator = torch.Generator().manual_seed(seed)
+    inputs = []
+    for node in gm.graph.nodes:
+        if node.op != "placeholder":
+            continue
+        if "val" not in node.meta:
+            raise ValueError(f"placeholder {node.name} has no meta['val']; pass inputs= explicitly")
+        val = node.meta["val"]
+        inputs.append(random_like(val, generator) if isinstance(val, torch.Tensor) else _concrete(val))
+    return inputs
+
+
+def bits_equal(a: Any, b: Any) -> bool:
+    """Same dtype, shape and bits (NaNs with equal payloads are equal, -0.0 != 0.0)."""
+    if not isinstance(a, torch.Tensor) or not isinstance(b, torch.Tensor):
+        return a == b
+    if a.dtype != b.dtype or a.shape != b.shape:
+        return False
+    if a.dtype.is_floating_point and a.element_size() in _INT_VIEW:
+        view = _INT_VIEW[a.element_size()]
+        return torch.equal(a.contiguous().view(view), b.contiguous().view(view))
+    return torch.equal(a, b)
+
+
+def _copy(values: Sequence[Any]) -> list[Any]:
+    return [v.clone() if isinstance(v, torch.Tensor) else v for v in values]
+
+
+def _aliasing(inputs: Sequence[Any], outputs: Sequence[Any]) -> set[tuple[str, int, int]]:
+    """Pairs (kind, i, j): output i shares storage with input j, or with output j (j > i)."""
+    def storage(t: Any) -> int | None:
+        return t.untyped_storage().data_ptr() if isinstance(t, torch.Tensor) else None
+
+    found = set()
+    for i, out in enumerate(outputs):
+        key = storage(out)
+        if key is None:
+            continue
+        found.update(("input", i, j) for j, inp in enumerate(inputs) if storage(inp) == key)
+        found.update(("output", i, j) for j, other in enumerate(outputs)
+                     if j > i and storage(other) == key)
+    return found
+
+
+def check(before: GraphModule, after: GraphModule, donated: Sequence[int] = (),
+          inputs: Sequence[Any] | None = None, trials: int = 3, seed: int = 0) -> VerifyResult:
+    """Run both graphs on the same random inputs `trials` times and report any difference."""
+    result = VerifyResult()
+    donated = set(donated)
+    for trial in range(trials):
+        base = list(inputs) if inputs is not None and trial == 0 else make_inputs(before, seed + trial)
+        before_inputs, after_inputs = _copy(base), _copy(base)
+        try:
+            before_out = tree_leaves(before(*before_inputs))
+        except Exception as error:
+            result.fail(f"trial {trial}: the original graph raised {error!r}")
+            return result
+        try:
+            after_out = tree_leaves(after(*after_inputs))
+        except Exception as error:
+            result.fail(f"trial {trial}: the transformed graph raised {error!r}")
+            return result
+        if len(before_out) != len(after_out):
+            result.fail(f"trial {trial}: {len(before_out)} outputs before, {len(after_out)} after")
+            continue
+        for i, (a, b) in enumerate(zip(before_out, after_out)):
+            if not bits_equal(a, b):
+                result.fail(f"trial {trial}: output {i} differs")
+        for j, (a, b) in enumerate(zip(before_inputs, after_inputs)):
+            if j not in donated and not bits_equal(a, b):
+                result.fail(f"trial {trial}: non-donated input {j} ends with a different value")
+        new = _aliasing(after_inputs, after_out) - _aliasing(before_inputs, before_out)
+        for kind, i, j in sorted(new):
+            if kind == "input" and j in donated:
+                continue
+            result.fail(f"trial {trial}: output {i} newly aliases {kind} {j}")
+    return result

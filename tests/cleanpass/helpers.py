@@ -1,0 +1,49 @@
+"""One helper for the pass's tests: trace, count, run a policy, verify, check inputs."""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+from torch.fx import GraphModule
+from torch.fx.experimental.proxy_tensor import make_fx
+
+import cleanpass
+from cleanpass import verify
+
+from . import ops as _ops  # noqa: F401  (registers the test ops)
+
+aten = torch.ops.aten
+
+
+def trace(fn: Callable, *inputs: torch.Tensor, mode: str = "fake") -> GraphModule:
+    return make_fx(fn, tracing_mode=mode)(*inputs)
+
+
+def count_clones(gm: GraphModule) -> int:
+    return sum(1 for n in gm.graph.nodes if n.target is aten.clone.default)
+
+
+@dataclass
+class Outcome:
+    before: GraphModule
+    after: GraphModule
+    report: cleanpass.CloneReport
+    check: verify.VerifyResult
+
+    @property
+    def reasons(self) -> list[str]:
+        return [d.reason for d in self.report.kept]
+
+
+def run_pass(fn_or_gm: Callable | GraphModule, *inputs: torch.Tensor, donated=(),
+             policy: str = "sound", mode: str = "fake", trials: int = 2) -> Outcome:
+    """Trace (unless given a graph), run the policy on a copy, verify against the original."""
+    before = fn_or_gm if isinstance(fn_or_gm, GraphModule) else trace(fn_or_gm, *inputs, mode=mode)
+    after = copy.deepcopy(before)
+    report = cleanpass.eliminate_clones(after, donated=donated, policy=policy)
+    assert count_clones(after) == report.clones_after
+    assert count_clones(before) == report.clones_before
+    check = verify.check(before, after, donated=donated, trials=trials)
+    return Outcome(before, after, report, check)

@@ -1,0 +1,59 @@
+"""Tiny mutable custom ops for the pass's tests: in-place "kernels" like a lowering emits."""
+from __future__ import annotations
+
+import torch
+
+LIB = "cleanpass_test"
+
+
+@torch.library.custom_op(f"{LIB}::scale_", mutates_args=("x",))
+def scale_(x: torch.Tensor, factor: float) -> None:
+    """Writes x in place (positional `Tensor(a!)`)."""
+    x.mul_(factor)
+
+
+_lib = torch.library.Library(LIB, "FRAGMENT")
+# custom_op refuses keyword-only tensors, so this one is defined the low-level way.
+_lib.define("write_kw(Tensor x, *, Tensor(a!) out) -> ()")
+
+
+def _write_kw(x: torch.Tensor, *, out: torch.Tensor) -> None:
+    """Writes `out` through a keyword-only argument: out = out * 0.5 + x."""
+    out.mul_(0.5).add_(x)
+
+
+_lib.impl("write_kw", _write_kw, "CompositeExplicitAutograd")
+_lib.impl("write_kw", lambda x, *, out: None, "Meta")
+
+
+@torch.library.custom_op(f"{LIB}::write_list", mutates_args=("xs",))
+def write_list(xs: list[torch.Tensor]) -> None:
+    """Writes every tensor of a list (`Tensor(a!)[]`)."""
+    for x in xs:
+        x.add_(1.5)
+
+
+@torch.library.custom_op(f"{LIB}::fused_add_norm_", mutates_args=("x", "residual"))
+def fused_add_norm_(x: torch.Tensor, residual: torch.Tensor, weight: torch.Tensor) -> None:
+    """The shape of fused add + RMSNorm in place: residual += x; x = norm(residual) * weight."""
+    residual.add_(x)
+    variance = residual.float().pow(2).mean(-1, keepdim=True)
+    x.copy_((residual.float() * torch.rsqrt(variance + 1e-6)).to(x.dtype) * weight)
+
+
+@torch.library.custom_op(f"{LIB}::scaled", mutates_args=())
+def scaled(x: torch.Tensor, factor: float) -> torch.Tensor:
+    """The functional twin of scale_, for lowering tests."""
+    return x * factor
+
+
+for _op in (scale_, write_list, fused_add_norm_):
+    _op.register_fake(lambda *args, **kwargs: None)
+
+
+@scaled.register_fake
+def _(x: torch.Tensor, factor: float) -> torch.Tensor:
+    return torch.empty_like(x)
+
+
+ops = torch.ops.cleanpass_test
