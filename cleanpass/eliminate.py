@@ -28,7 +28,21 @@ def _source_name(clone: Node) -> str:
     return source.name if isinstance(source, Node) else repr(source)
 
 
+def _erase_dead_clones(graph: Graph, report: decisions.CloneReport) -> None:
+    """Step 0: a clone nobody uses can always go, and its read of the source goes with it.
+
+    Done first because that read may be the only thing keeping an earlier clone alive; later
+    removals never take reads away (users of a removed clone read its source instead).
+    """
+    for clone in reversed(_clones(graph)):  # reversed: a dead clone may make its source dead
+        if not clone.users:
+            report.add(decisions.Decision(clone.name, _source_name(clone), decisions.REMOVED,
+                                          clone_bytes(clone)))
+            graph.erase_node(clone)
+
+
 def _run_sound(graph: Graph, donated: tuple[int, ...], report: decisions.CloneReport) -> None:
+    _erase_dead_clones(graph, report)
     clones = _clones(graph)
     try:
         facts = GraphFacts(graph, donated)

@@ -105,6 +105,11 @@ def _tensor_nodes(*values: Any) -> tuple[Node, ...]:
     return tuple(seen)
 
 
+def _is_aten_out_argument(op: torch._ops.OpOverload, argument: Any) -> bool:
+    """aten's `out=` convention promises no read of `out`; a custom op's keyword write may read."""
+    return op.namespace == "aten" and bool(getattr(argument, "is_out", False))
+
+
 def _bound_arguments(node: Node, op: torch._ops.OpOverload) -> Iterator[tuple[Any, Any]]:
     """(schema argument, value) pairs, positional then keyword."""
     for index, argument in enumerate(op._schema.arguments):
@@ -125,7 +130,7 @@ def _overload_effect(node: Node, op: torch._ops.OpOverload) -> Effect:
         info = argument.alias_info
         if info is not None and info.is_write:
             writes.update(dict.fromkeys(targets))
-            if op in OVERWRITE_ONLY_OPS or getattr(argument, "is_out", False):
+            if op in OVERWRITE_ONLY_OPS or _is_aten_out_argument(op, argument):
                 overwrites.update(dict.fromkeys(targets))
                 continue
         elif info is not None and op.is_view:

@@ -18,8 +18,8 @@ _lib.define("write_kw(Tensor x, *, Tensor(a!) out) -> ()")
 
 
 def _write_kw(x: torch.Tensor, *, out: torch.Tensor) -> None:
-    """Writes `out` through a keyword-only argument: out = out * 0.5 + x."""
-    out.mul_(0.5).add_(x)
+    """Writes `out` through a keyword-only argument: out = out * 0.25 + x."""
+    out.mul_(0.25).add_(x)
 
 
 _lib.impl("write_kw", _write_kw, "CompositeExplicitAutograd")
