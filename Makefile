@@ -4,7 +4,7 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test bench smoke install clean
+.PHONY: test bench bench-pass smoke install clean
 
 $(STAMP): pyproject.toml
 	test -x $(VPY) || $(PY) -m venv $(VENV)
@@ -20,6 +20,11 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(VPY) -m harness run --suite default --device auto
+
+# Times both clone-elimination policies on 1k/10k/100k-node graphs (pytest-benchmark).
+bench-pass: $(STAMP)
+	CLEANPASS_BENCH_LARGE=1 $(VPY) -m pytest -q tests/cleanpass/test_pass_speed.py \
+		--benchmark-enable --benchmark-columns=median,min,max --benchmark-sort=name
 
 smoke: $(STAMP)
 	$(VPY) -m harness run --suite smoke --device auto

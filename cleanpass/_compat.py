@@ -60,21 +60,25 @@ def storage_key(value: Any) -> Any | None:
     """A hashable identity of a (fake) tensor's storage, or None when there is no tensor."""
     if not isinstance(value, torch.Tensor):
         return None
-    try:
-        from torch.multiprocessing.reductions import StorageWeakRef
-
-        return StorageWeakRef(value.untyped_storage())
+    try:  # the C++ storage pointer, as StorageWeakRef keys it; meta keeps the tensor alive
+        return value.untyped_storage()._cdata
     except Exception:  # tensors without storage (e.g. some subclasses)
         return None
+
+
+try:
+    from torch.fx.experimental.symbolic_shapes import statically_known_true as _known_true
+except ImportError:  # pragma: no cover
+    _known_true = None
 
 
 def statically_equal(a: Any, b: Any) -> bool:
     """True only when two sizes/strides are provably equal, without adding shape guards."""
     if isinstance(a, int) and isinstance(b, int):
         return a == b
+    if _known_true is None:
+        return False
     try:
-        from torch.fx.experimental.symbolic_shapes import statically_known_true
-
-        return bool(statically_known_true(a == b))
+        return bool(_known_true(a == b))
     except Exception:
         return False

@@ -14,12 +14,12 @@ import torch
 from torch.fx import Graph, Node
 
 from .alias import AliasClasses
-from .mutation import Effect, node_effect
+from .mutation import Effect, input_nodes, node_effect
 
 aten = torch.ops.aten
 
 
-@dataclass
+@dataclass(slots=True)
 class ClassFacts:
     """Aggregates of one alias class; the lists hold (position, acting node, member touched)."""
 
@@ -92,7 +92,7 @@ class GraphFacts:
                 facts.writes.append((position, node, member))
                 bisect.insort(facts.write_positions, position)
                 facts.last_use = max(facts.last_use, position)
-            for member in node.all_input_nodes:  # views and metadata uses keep a value alive too
+            for member in input_nodes(node):  # views and metadata uses keep a value alive too
                 facts = self._class_of(member)
                 facts.last_use = max(facts.last_use, position)
 

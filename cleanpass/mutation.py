@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import operator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import torch
 from torch.fx import Node
@@ -72,6 +72,13 @@ class Effect:
 NO_EFFECT = Effect()
 
 
+def input_nodes(node: Node) -> Iterable[Node]:
+    """The nodes `node` takes as arguments (fx keeps them in a dict; the public property
+    rebuilds a list on every call, which dominates the pass on large graphs)."""
+    found = getattr(node, "_input_nodes", None)
+    return found if isinstance(found, dict) else node.all_input_nodes
+
+
 def iter_nodes(value: Any) -> Iterator[Node]:
     """Every Node inside an argument (lists, tuples, dicts, nested)."""
     if isinstance(value, Node):
@@ -110,13 +117,27 @@ def _is_aten_out_argument(op: torch._ops.OpOverload, argument: Any) -> bool:
     return op.namespace == "aten" and bool(getattr(argument, "is_out", False))
 
 
-def _bound_arguments(node: Node, op: torch._ops.OpOverload) -> Iterator[tuple[Any, Any]]:
-    """(schema argument, value) pairs, positional then keyword."""
-    for index, argument in enumerate(op._schema.arguments):
-        if index < len(node.args):
-            yield argument, node.args[index]
-        elif argument.name in node.kwargs:
-            yield argument, node.kwargs[argument.name]
+# How an op treats each argument: "read", "write" (read and write), "overwrite" (write only)
+# or "alias" (a view creates an alias; its own users do the reading).
+_ROLES_CACHE: dict[torch._ops.OpOverload, tuple[tuple[str, str], ...]] = {}
+
+
+def _argument_roles(op: torch._ops.OpOverload) -> tuple[tuple[str, str], ...]:
+    """(argument name, role) per schema argument, computed once per op."""
+    roles = _ROLES_CACHE.get(op)
+    if roles is None:
+        found = []
+        for argument in op._schema.arguments:
+            info = argument.alias_info
+            if info is not None and info.is_write:
+                overwrite = op in OVERWRITE_ONLY_OPS or _is_aten_out_argument(op, argument)
+                found.append((argument.name, "overwrite" if overwrite else "write"))
+            elif info is not None and op.is_view:
+                found.append((argument.name, "alias"))
+            else:
+                found.append((argument.name, "read"))
+        roles = _ROLES_CACHE[op] = tuple(found)
+    return roles
 
 
 def _overload_effect(node: Node, op: torch._ops.OpOverload) -> Effect:
@@ -125,17 +146,25 @@ def _overload_effect(node: Node, op: torch._ops.OpOverload) -> Effect:
     reads: dict[Node, None] = {}
     writes: dict[Node, None] = {}
     overwrites: dict[Node, None] = {}
-    for argument, value in _bound_arguments(node, op):
+    args, kwargs = node.args, node.kwargs
+    for index, (name, role) in enumerate(_argument_roles(op)):
+        if index < len(args):
+            value = args[index]
+        elif name in kwargs:
+            value = kwargs[name]
+        else:
+            continue
+        if role == "alias":
+            continue
         targets = _tensor_nodes(value)
-        info = argument.alias_info
-        if info is not None and info.is_write:
+        if not targets:
+            continue
+        if role != "read":
             writes.update(dict.fromkeys(targets))
-            if op in OVERWRITE_ONLY_OPS or _is_aten_out_argument(op, argument):
-                overwrites.update(dict.fromkeys(targets))
-                continue
-        elif info is not None and op.is_view:
-            continue  # a view only creates an alias; its own users do the reading
-        reads.update(dict.fromkeys(targets))
+        if role == "overwrite":
+            overwrites.update(dict.fromkeys(targets))
+        else:
+            reads.update(dict.fromkeys(targets))
     return Effect(tuple(reads), tuple(writes), tuple(overwrites))
 
 

@@ -1,0 +1,37 @@
+"""Benchmark: both policies on 1k, 10k and 100k-node graphs (`make bench-pass` times them;
+in the default test run pytest-benchmark is disabled and each case runs once as a test).
+
+The reference policy is quadratic on long residual chains (every removed residual clone adds a
+user to the input it resolves to, and each decision scans those users): at 100k nodes it takes
+minutes, so that one case runs only with CLEANPASS_BENCH_LARGE=1 (`make bench-pass`).
+"""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+import cleanpass
+
+from .synthetic import NODES_PER_LAYER, norm_chain_graph
+
+
+CASES = [(policy, n) for n in (1_000, 10_000, 100_000) for policy in ("sound", "vllm")
+         if policy == "sound" or n < 100_000 or os.environ.get("CLEANPASS_BENCH_LARGE")]
+
+
+@pytest.mark.parametrize("policy,num_nodes", CASES)
+def test_pass_speed(benchmark, policy, num_nodes):
+    benchmark.group = f"{num_nodes} nodes"
+    reports = []
+
+    def setup():
+        return (norm_chain_graph(num_nodes),), {}
+
+    def run(graph):
+        reports.append(cleanpass.eliminate_clones_in_graph(graph, donated=(0, 1), policy=policy))
+
+    benchmark.pedantic(run, setup=setup, rounds=3 if num_nodes < 100_000 else 1, iterations=1)
+    layers = num_nodes // NODES_PER_LAYER
+    assert reports[-1].clones_before == 2 * layers
+    assert reports[-1].clones_after == 0  # donated inputs: every clone of the chain can go
