@@ -1,7 +1,7 @@
 """Facts about one graph that the policies decide on, kept current as clones are dropped.
 
 Built once from `mutation` and `alias`: node positions, per alias class the reads, writes and
-uses with their positions, the placeholders and output membership, and which inputs the
+uses with their positions, the inputs and output membership, and which inputs the
 program's own `copy_` epilogue overwrites. `drop_clone` merges a removed clone's class into its
 source's, so every later decision sees the graph as it will be after the edits.
 """
@@ -29,7 +29,7 @@ class ClassFacts:
     write_positions: list[int] = field(default_factory=list)  # sorted
     max_read: int = -1
     last_use: int = -1
-    placeholders: list[Node] = field(default_factory=list)
+    inputs: list[Node] = field(default_factory=list)  # placeholders and get_attr constants
     in_output: bool = False
 
     def absorb(self, other: "ClassFacts") -> None:
@@ -40,7 +40,7 @@ class ClassFacts:
             bisect.insort(self.write_positions, position)
         self.max_read = max(self.max_read, other.max_read)
         self.last_use = max(self.last_use, other.last_use)
-        self.placeholders += other.placeholders
+        self.inputs += other.inputs
         self.in_output = self.in_output or other.in_output
 
     def writes_between(self, low: int, high: int) -> bool:
@@ -76,8 +76,8 @@ class GraphFacts:
     def _collect(self) -> None:
         for node in self.nodes:
             self._class_of(node).members.append(node)
-            if node.op == "placeholder":
-                self._class_of(node).placeholders.append(node)
+            if node.op in ("placeholder", "get_attr"):  # constants are never donated
+                self._class_of(node).inputs.append(node)
         for node, effect in self.effects.items():
             position = self.position[node]
             for member in effect.reads:

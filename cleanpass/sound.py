@@ -7,8 +7,9 @@ exit below carries its number. Positions are graph order; the graph output is a 
 1. No read of A(s) at or after the first write to A(c) (the writer itself reading s counts).
 2. No write to A(s) after c is taken and up to c's last use, except `copy_(s, c)`, which
    becomes a self-copy.
-3. If A(c) is written and A(s) holds an input, that input is donated, or the program's own
-   `copy_` epilogue overwrites it after the last write to A(c).
+3. If A(c) is written and A(s) holds an input (a placeholder, or a `get_attr` constant, never
+   donated), that input is donated, or the program's own `copy_` epilogue overwrites it after
+   the last write to A(c).
 4. c and s have the same size, stride, storage offset and dtype (known from meta).
 5. If A(c) reaches the output: A(s) does not (two outputs would alias) and A(s) holds no input
    the caller kept (an output would alias an input).
@@ -67,10 +68,10 @@ def decide_sound(clone: Node, source: Node, facts: GraphFacts) -> str:
     if write_positions:
         first_write, last_write = write_positions[0], write_positions[-1]
         # 3. the write would land in an input the caller still owns
-        for placeholder in source_class.placeholders:
-            if placeholder in facts.donated or not may_overlap(placeholder, source):
+        for graph_input in source_class.inputs:
+            if graph_input in facts.donated or not may_overlap(graph_input, source):
                 continue
-            if facts.overwritten_at.get(placeholder, -1) <= last_write:
+            if facts.overwritten_at.get(graph_input, -1) <= last_write:
                 return decisions.READ_ONLY_INPUT
         # 1. someone still wants the old value of s after the first write
         if _reads_after(source, first_write, facts):
@@ -82,6 +83,6 @@ def decide_sound(clone: Node, source: Node, facts: GraphFacts) -> str:
     if clone_class.in_output:
         if source_class.in_output:
             return decisions.OUTPUTS_WOULD_ALIAS
-        if any(p not in facts.donated for p in source_class.placeholders):
+        if any(i not in facts.donated for i in source_class.inputs):
             return decisions.OUTPUT_WOULD_ALIAS_INPUT
     return decisions.REMOVED

@@ -2,7 +2,8 @@
 
 It backs every claim the pass makes. On fresh random inputs (never zeros) it reports:
 outputs that are not bit-identical, a non-donated input whose final value differs from the
-original graph's, and an output that newly aliases an input or another output.
+original graph's, a parameter or buffer the transformed graph writes, and an output that newly
+aliases an input or another output.
 """
 from __future__ import annotations
 
@@ -99,6 +100,11 @@ def _aliasing(inputs: Sequence[Any], outputs: Sequence[Any]) -> set[tuple[str, i
     return found
 
 
+def _constants(gm: GraphModule) -> list[tuple[str, torch.Tensor]]:
+    """Parameters and buffers a graph reads through `get_attr`: inputs nobody donates."""
+    return list(gm.named_parameters()) + list(gm.named_buffers())
+
+
 def check(before: GraphModule, after: GraphModule, donated: Sequence[int] = (),
           inputs: Sequence[Any] | None = None, trials: int = 3, seed: int = 0) -> VerifyResult:
     """Run both graphs on the same random inputs `trials` times and report any difference."""
@@ -112,6 +118,7 @@ def check(before: GraphModule, after: GraphModule, donated: Sequence[int] = (),
         except Exception as error:
             result.fail(f"trial {trial}: the original graph raised {error!r}")
             return result
+        constants = {name: t.clone() for name, t in _constants(after)}
         try:
             after_out = tree_leaves(after(*after_inputs))
         except Exception as error:
@@ -126,6 +133,9 @@ def check(before: GraphModule, after: GraphModule, donated: Sequence[int] = (),
         for j, (a, b) in enumerate(zip(before_inputs, after_inputs)):
             if j not in donated and not bits_equal(a, b):
                 result.fail(f"trial {trial}: non-donated input {j} ends with a different value")
+        for name, value in _constants(after):
+            if not bits_equal(value, constants[name]):
+                result.fail(f"trial {trial}: the graph wrote its constant {name}")
         new = _aliasing(after_inputs, after_out) - _aliasing(before_inputs, before_out)
         for kind, i, j in sorted(new):
             if kind == "input" and j in donated:

@@ -166,3 +166,32 @@ def test_bytes_reported_when_static_and_none_when_symbolic():
 
     assert run_pass(f, torch.randn(8, 16)).report.removed[0].bytes == 8 * 16 * 4
     assert run_pass(f, torch.randn(8, 16), mode="symbolic").report.removed[0].bytes is None
+
+
+def test_keeps_written_clone_of_a_get_attr_constant():
+    """A constant (`get_attr`, e.g. a frozen weight) is an input nobody donates."""
+    class Scaled(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("table", torch.randn(8, 16))
+
+        def forward(self, x):
+            c = self.table.clone()
+            ops.scale_(c, 3.0)
+            return c + x
+
+    from torch.fx.passes.fake_tensor_prop import FakeTensorProp
+
+    graph = Graph()
+    x = graph.placeholder("x")
+    table = graph.get_attr("table")
+    clone = graph.call_function(torch.ops.aten.clone.default, (table,))
+    graph.call_function(ops.scale_.default, (clone, 3.0))
+    graph.output((graph.call_function(torch.ops.aten.add.Tensor, (clone, x)),))
+    built = torch.fx.GraphModule(Scaled(), graph)
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    FakeTensorProp(built, FakeTensorMode(allow_non_fake_inputs=True)).propagate(torch.randn(8, 16))
+    out = run_pass(built, donated=(0,))
+    assert out.reasons == [decisions.READ_ONLY_INPUT]
+    assert out.check.ok, out.check.problems
