@@ -1,0 +1,135 @@
+"""The workload catalog: every module in ``workloads/models`` defines one ``WORKLOAD``.
+
+Adding a workload is adding one file; nothing here lists them.
+"""
+from __future__ import annotations
+
+import abc
+import functools
+import importlib
+import logging
+import pkgutil
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+
+from workloads.dims import ModelDims, dims, model_for_hidden
+
+log = logging.getLogger(__name__)
+
+SUITES = ("test", "smoke", "default", "nightly")
+CPU_DTYPES = [torch.float32]
+GPU_DTYPES = [torch.bfloat16, torch.float16]
+
+
+@dataclass(frozen=True)
+class Shape:
+    num_tokens: int
+    hidden: int
+    model: str = ""
+
+    @property
+    def dims(self) -> ModelDims:
+        """The model dims this shape stands for (by name, else by hidden size)."""
+        return dims(self.model) if self.model else model_for_hidden(self.hidden)
+
+
+@dataclass
+class Built:
+    """One ready-to-run instance of a workload (see /work/interfaces.md).
+
+    ``ideal_mutates``: positions in ``inputs`` that ``ideal_fn`` writes (it treats its
+    activations as given up); run it on fresh copies.
+    """
+
+    fn: Callable
+    native_fn: Callable
+    ideal_fn: Callable
+    inputs: tuple
+    donated: tuple[int, ...] = ()
+    dynamic_dim: int = 0
+    ideal_mutates: tuple[int, ...] = ()
+
+    def fresh_inputs(self) -> tuple:
+        """Copies of ``inputs`` (for runs that write their inputs)."""
+        return tuple(a.clone() if isinstance(a, torch.Tensor) else a for a in self.inputs)
+
+    def reference(self, *inputs: Any) -> Any:
+        """``native_fn`` in float64: floating inputs are upcast, weights follow the input dtype."""
+        ins = inputs or self.inputs
+        up = tuple(a.double() if isinstance(a, torch.Tensor) and a.is_floating_point() else a for a in ins)
+        return self.native_fn(*up)
+
+
+@dataclass
+class Workload(abc.ABC):
+    """A named workload. Subclasses implement ``build`` and ``model_bytes``."""
+
+    name: str
+    description: str
+    suite_shapes: dict[str, list[Shape]]
+    # {"lowered" | "vllm" | "cleanpass": (clones before, clones after)} for the usual shape;
+    # ``expected_clones_for(shape)`` is exact per shape.
+    expected_clones: dict[str, tuple[int, int]] = field(default_factory=dict)
+    suite_dtypes: dict[str, list[torch.dtype]] = field(default_factory=dict)
+    # Variants known to compute wrong results here (the reference policy's holes): harness rows
+    # for them are expected to fail validation.
+    expected_wrong: tuple[str, ...] = ()
+
+    def shapes(self, suite: str) -> list[Shape]:
+        """Shapes of one suite."""
+        if suite not in SUITES:
+            raise ValueError(f"unknown suite {suite!r}; one of {SUITES}")
+        return list(self.suite_shapes[suite])
+
+    def dtypes(self, suite: str) -> list[torch.dtype]:
+        """fp32 on the CPU suites, bf16/fp16 on nightly (GPU), unless the workload says otherwise."""
+        if suite in self.suite_dtypes:
+            return list(self.suite_dtypes[suite])
+        return list(GPU_DTYPES if suite == "nightly" else CPU_DTYPES)
+
+    def expected_clones_for(self, shape: Shape) -> dict[str, tuple[int, int]]:
+        """Clone counts for one shape: ``expected_clones`` unless the graph depends on the shape
+        (e.g. a one-token batch, where strides of size-1 dims stop mattering)."""
+        return dict(self.expected_clones)
+
+    @abc.abstractmethod
+    def build(self, shape: Shape, dtype: torch.dtype, device: Any) -> Built:
+        """Fresh module(s) and inputs for one shape."""
+
+    @abc.abstractmethod
+    def model_bytes(self, shape: Shape, dtype: torch.dtype) -> int:
+        """Fewest bytes the computation must move (analytic)."""
+
+
+@functools.lru_cache(1)
+def _discover() -> dict[str, Workload]:
+    import workloads.models as models
+
+    found: dict[str, Workload] = {}
+    for info in sorted(pkgutil.iter_modules(models.__path__), key=lambda i: i.name):
+        if info.name.startswith("_"):
+            continue
+        mod = importlib.import_module(f"{models.__name__}.{info.name}")
+        wl = getattr(mod, "WORKLOAD", None)
+        if wl is None:
+            log.warning("workloads.models.%s defines no WORKLOAD", info.name)
+            continue
+        if wl.name in found:
+            raise ValueError(f"duplicate workload name {wl.name!r}")
+        found[wl.name] = wl
+    return found
+
+
+def all_workloads() -> dict[str, Workload]:
+    """Every workload, by name (discovered from ``workloads/models/*.py``)."""
+    return dict(_discover())
+
+
+def get(name: str) -> Workload:
+    """One workload by name."""
+    try:
+        return _discover()[name]
+    except KeyError:
+        raise KeyError(f"unknown workload {name!r}; known: {sorted(_discover())}") from None

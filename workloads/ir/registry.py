@@ -1,0 +1,140 @@
+"""IR op declarations and their provider implementations.
+
+Every IR op lives in the ``cleanpass_ir`` namespace with two overloads:
+
+- ``default``: functional; never mutates, outputs never alias inputs.
+- ``maybe_inplace``: the caller gives up its activations (``IROp.activations``); the
+  donation pass retargets it to ``default`` and records the donated graph inputs, so the
+  outputs may end up in the activations' storage.
+
+Implementations ("providers") are kernels registered as their own opaque custom ops in the
+``cleanpass_kernels`` namespace. Each is marked in-place or not, has a ``supports(*args)``
+check and a priority; the native torch definition (the op's own kernel) is always the fallback.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import torch
+
+log = logging.getLogger(__name__)
+
+NAMESPACE = "cleanpass_ir"
+KERNEL_NAMESPACE = "cleanpass_kernels"
+NATIVE = "native"
+
+LIB = torch.library.Library(NAMESPACE, "DEF")
+
+
+def always(*args: Any) -> bool:
+    """A ``supports`` check that accepts anything."""
+    return True
+
+
+@dataclass(frozen=True)
+class Impl:
+    """One provider's implementation of an IR op.
+
+    For an in-place kernel, ``writes`` are the IR argument positions it mutates (the lowering
+    clones exactly those) and ``outputs[i]`` is the IR argument position whose clone holds
+    output ``i`` after the call. A functional kernel takes the IR op's arguments unchanged.
+    """
+
+    provider: str
+    kernel: Any  # OpOverload of the kernel op
+    inplace: bool
+    priority: int
+    supports: Callable[..., bool] = always
+    writes: tuple[int, ...] = ()
+    outputs: tuple[int, ...] = ()
+
+
+@dataclass
+class IROp:
+    """A declared IR op: schema, native definition, float64 reference and providers."""
+
+    name: str
+    schema: str
+    activations: tuple[int, ...]
+    native: Callable[..., Any]
+    reference: Callable[..., Any]
+    impls: list[Impl] = field(default_factory=list)
+
+    @property
+    def packet(self) -> Any:
+        return getattr(getattr(torch.ops, NAMESPACE), self.name)
+
+    @property
+    def functional(self) -> Any:
+        return self.packet.default
+
+    @property
+    def maybe_inplace(self) -> Any:
+        return self.packet.maybe_inplace
+
+    def providers(self) -> list[str]:
+        """Provider names by priority, the native fallback last."""
+        return [i.provider for i in sorted(self.impls, key=lambda i: -i.priority)] + [NATIVE]
+
+    def choose(self, args: Sequence[Any], providers: Sequence[str] | None = None) -> Impl | None:
+        """The highest-priority allowed implementation that supports ``args``; None = native."""
+        for impl in sorted(self.impls, key=lambda i: -i.priority):
+            if providers is not None and impl.provider not in providers:
+                continue
+            try:
+                if impl.supports(*args):
+                    return impl
+            except Exception as e:  # a check that cannot decide declines
+                log.debug("%s/%s supports() raised %r; skipped", self.name, impl.provider, e)
+        return None
+
+
+OPS: dict[str, IROp] = {}
+
+
+def define_op(
+    name: str,
+    schema: str,
+    *,
+    native: Callable[..., Any],
+    fake: Callable[..., Any],
+    reference: Callable[..., Any],
+    activations: tuple[int, ...],
+) -> IROp:
+    """Declare ``cleanpass_ir::name`` (default + maybe_inplace) with native and fake kernels.
+
+    ``schema`` is the part after the name, e.g. ``"(Tensor x, Tensor? weight, float eps) -> Tensor"``.
+    """
+    LIB.define(f"{name}{schema}")
+    LIB.define(f"{name}.maybe_inplace{schema}")
+    for overload in ("", ".maybe_inplace"):
+        LIB.impl(f"{name}{overload}", native, "CompositeExplicitAutograd")
+        torch.library.register_fake(f"{NAMESPACE}::{name}{overload}", fake, lib=LIB)
+    op = IROp(name, schema, activations, native, reference)
+    OPS[name] = op
+    return op
+
+
+def register_impl(op_name: str, impl: Impl) -> None:
+    """Add a provider implementation to an IR op."""
+    OPS[op_name].impls.append(impl)
+
+
+def ir_op_of(target: Any) -> IROp | None:
+    """The IROp a graph node target belongs to (any overload or the packet), else None."""
+    if isinstance(target, torch._ops.OpOverloadPacket):
+        ns, _, name = target._qualified_op_name.partition("::")
+    elif isinstance(target, torch._ops.OpOverload):
+        ns, name = target.namespace, target._opname
+    else:
+        return None
+    if ns != NAMESPACE:
+        return None
+    return OPS.get(name)
+
+
+def is_maybe_inplace(target: Any) -> bool:
+    """True for an IR op's ``maybe_inplace`` overload (a packet call means ``default``)."""
+    return ir_op_of(target) is not None and getattr(target, "_overloadname", "") == "maybe_inplace"

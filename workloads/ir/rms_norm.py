@@ -1,0 +1,84 @@
+"""rms_norm(x, weight|None, eps) -> out: RMS normalisation over the last dim.
+
+Providers: ``triton`` (in place, CUDA) and ``torch`` (in place, any device). The lowering
+emits ``clone(x)`` then the in-place kernel; the clone holds the output.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+from workloads.ir import _providers as P
+from workloads.ir.registry import Impl, define_op, register_impl
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """fp32 for half types; the native definitions then double as the float64 reference."""
+    return torch.promote_types(dtype, torch.float32)
+
+
+def rms_norm_native(x: torch.Tensor, weight: Optional[torch.Tensor], eps: float) -> torch.Tensor:
+    """fp32 compute (float64 stays float64), weight multiply in fp32, cast back."""
+    acc = compute_dtype(x.dtype)
+    h = x.to(acc)
+    out = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps)
+    if weight is not None:
+        out = out * weight.to(acc)
+    return out.to(x.dtype)
+
+
+def rms_norm_reference(x: torch.Tensor, weight: Optional[torch.Tensor], eps: float) -> torch.Tensor:
+    """float64 semantics the kernels are checked against."""
+    h = x.double()
+    out = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps)
+    return out * weight.double() if weight is not None else out
+
+
+def _fake(x: torch.Tensor, weight: Optional[torch.Tensor], eps: float) -> torch.Tensor:
+    return x.new_empty(x.shape)
+
+
+OP = define_op(
+    "rms_norm",
+    "(Tensor x, Tensor? weight, float eps) -> Tensor",
+    native=rms_norm_native,
+    fake=_fake,
+    reference=rms_norm_reference,
+    activations=(0,),
+)
+
+
+@torch.library.custom_op("cleanpass_kernels::rms_norm_torch_", mutates_args=("x",))
+def rms_norm_torch_(x: torch.Tensor, weight: Optional[torch.Tensor], eps: float) -> None:
+    """Torch-written in-place RMSNorm (any device): x <- rms_norm(x)."""
+    x.copy_(rms_norm_native(x, weight, eps))
+
+
+@torch.library.custom_op("cleanpass_kernels::rms_norm_triton_", mutates_args=("x",))
+def rms_norm_triton_(x: torch.Tensor, weight: Optional[torch.Tensor], eps: float) -> None:
+    """Triton in-place RMSNorm: x <- rms_norm(x)."""
+    from workloads.kernels import triton_norm
+
+    triton_norm.rms_norm_(x, weight, eps)
+
+
+@rms_norm_torch_.register_fake
+def _(x, weight, eps):  # noqa: ANN001
+    return None
+
+
+@rms_norm_triton_.register_fake
+def _(x, weight, eps):  # noqa: ANN001
+    return None
+
+
+def _triton_supports(x, weight, eps) -> bool:  # noqa: ANN001
+    return P.triton_device_ok(x, weight) and P.rows_ok(x) and (weight is None or weight.is_contiguous())
+
+
+register_impl("rms_norm", Impl(P.TRITON, torch.ops.cleanpass_kernels.rms_norm_triton_.default,
+                               inplace=True, priority=P.PRIORITY[P.TRITON],
+                               supports=_triton_supports, writes=(0,), outputs=(0,)))
+register_impl("rms_norm", Impl(P.TORCH, torch.ops.cleanpass_kernels.rms_norm_torch_.default,
+                               inplace=True, priority=P.PRIORITY[P.TORCH], writes=(0,), outputs=(0,)))

@@ -1,0 +1,105 @@
+"""rotary_embedding(positions, q, k, cos_sin_cache, head_size, is_neox) -> (q_out, k_out).
+
+q is ``[tokens, heads * head_size]`` and k ``[tokens, kv_heads * head_size]``; in real models
+both are views (split) of one fused qkv tensor, so the in-place kernels write into qkv's
+storage: the aliasing case a clone pass must reason about through views.
+``cos_sin_cache`` is ``[max_pos, rot_dim]``: cos in the first half, sin in the second.
+"""
+from __future__ import annotations
+
+import torch
+
+from workloads.ir import _providers as P
+from workloads.ir.rms_norm import compute_dtype
+from workloads.ir.registry import Impl, define_op, register_impl
+
+
+def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, head_size: int, is_neox: bool) -> torch.Tensor:
+    """Rotate each head of ``x`` ([T, H*hs]) in the compute dtype of cos/sin."""
+    shape = x.shape
+    x = x.unflatten(-1, (-1, head_size)).to(cos.dtype)
+    rot_dim = cos.shape[-1] * 2
+    rot, rest = x[..., :rot_dim], x[..., rot_dim:]
+    cos, sin = cos.unsqueeze(-2), sin.unsqueeze(-2)
+    if is_neox:
+        x1, x2 = rot.chunk(2, dim=-1)
+        out = torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1)
+    else:
+        x1, x2 = rot[..., 0::2], rot[..., 1::2]
+        out = torch.stack((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1).flatten(-2)
+    return torch.cat((out, rest), dim=-1).reshape(shape)
+
+
+def _cos_sin(positions: torch.Tensor, cache: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    cs = cache.index_select(0, positions.flatten()).to(dtype)
+    return cs.chunk(2, dim=-1)
+
+
+def rotary_native(positions, q, k, cos_sin_cache, head_size: int, is_neox: bool):  # noqa: ANN001
+    """fp32 compute, cast back to q/k's dtype; outputs are fresh contiguous tensors."""
+    cos, sin = _cos_sin(positions, cos_sin_cache, compute_dtype(q.dtype))
+    return (_rotate(q, cos, sin, head_size, is_neox).to(q.dtype),
+            _rotate(k, cos, sin, head_size, is_neox).to(k.dtype))
+
+
+def rotary_reference(positions, q, k, cos_sin_cache, head_size: int, is_neox: bool):  # noqa: ANN001
+    cos, sin = _cos_sin(positions, cos_sin_cache, torch.float64)
+    return _rotate(q, cos, sin, head_size, is_neox), _rotate(k, cos, sin, head_size, is_neox)
+
+
+def _fake(positions, q, k, cos_sin_cache, head_size, is_neox):  # noqa: ANN001
+    return q.new_empty(q.shape), k.new_empty(k.shape)
+
+
+OP = define_op(
+    "rotary_embedding",
+    "(Tensor positions, Tensor q, Tensor k, Tensor cos_sin_cache, int head_size, bool is_neox)"
+    " -> (Tensor, Tensor)",
+    native=rotary_native,
+    fake=_fake,
+    reference=rotary_reference,
+    activations=(1, 2),
+)
+
+
+@torch.library.custom_op("cleanpass_kernels::rotary_embedding_torch_", mutates_args=("q", "k"))
+def rotary_embedding_torch_(positions: torch.Tensor, q: torch.Tensor, k: torch.Tensor,
+                            cos_sin_cache: torch.Tensor, head_size: int, is_neox: bool) -> None:
+    """Torch-written in place (any device, any strides): q, k <- rotated q, k."""
+    q_out, k_out = rotary_native(positions, q, k, cos_sin_cache, head_size, is_neox)
+    q.copy_(q_out)
+    k.copy_(k_out)
+
+
+@torch.library.custom_op("cleanpass_kernels::rotary_embedding_triton_", mutates_args=("q", "k"))
+def rotary_embedding_triton_(positions: torch.Tensor, q: torch.Tensor, k: torch.Tensor,
+                             cos_sin_cache: torch.Tensor, head_size: int, is_neox: bool) -> None:
+    """Triton in place; q and k may be strided row views of a fused qkv."""
+    from workloads.kernels import triton_rotary
+
+    triton_rotary.rotary_embedding_(positions, q, k, cos_sin_cache, head_size, is_neox)
+
+
+@rotary_embedding_torch_.register_fake
+def _(positions, q, k, cos_sin_cache, head_size, is_neox):  # noqa: ANN001
+    return None
+
+
+@rotary_embedding_triton_.register_fake
+def _(positions, q, k, cos_sin_cache, head_size, is_neox):  # noqa: ANN001
+    return None
+
+
+def _triton_supports(positions, q, k, cos_sin_cache, head_size, is_neox) -> bool:  # noqa: ANN001
+    rot_dim = cos_sin_cache.shape[-1]
+    return (P.triton_device_ok(positions, q, k, cos_sin_cache) and q.dim() == 2 and k.dim() == 2
+            and q.stride(-1) == 1 and k.stride(-1) == 1 and cos_sin_cache.is_contiguous()
+            and P.is_pow2(rot_dim // 2) and rot_dim <= head_size and positions.dim() == 1)
+
+
+register_impl("rotary_embedding", Impl(
+    P.TRITON, torch.ops.cleanpass_kernels.rotary_embedding_triton_.default, inplace=True,
+    priority=P.PRIORITY[P.TRITON], supports=_triton_supports, writes=(1, 2), outputs=(1, 2)))
+register_impl("rotary_embedding", Impl(
+    P.TORCH, torch.ops.cleanpass_kernels.rotary_embedding_torch_.default, inplace=True,
+    priority=P.PRIORITY[P.TORCH], writes=(1, 2), outputs=(1, 2)))

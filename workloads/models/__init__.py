@@ -1,0 +1,1 @@
+"""Workload modules: each file defines one ``WORKLOAD`` (the catalog discovers them)."""

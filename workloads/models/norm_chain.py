@@ -1,0 +1,13 @@
+"""norm_chain: three layers of residual add + RMSNorm + projection (inputs not donated).
+
+Lowering clones h and residual at every norm; only layer 0's two clones (of the inputs) must stay.
+"""
+from workloads.models._chain import DTYPES, LAYERS, SHAPES, Chain
+
+WORKLOAD = Chain(
+    name="norm_chain",
+    description=f"{LAYERS} x (fused add + RMSNorm -> linear) on non-donated inputs",
+    suite_shapes=SHAPES,
+    suite_dtypes=DTYPES,
+    expected_clones={"lowered": (2 * LAYERS, 2 * LAYERS), "vllm": (2 * LAYERS, 2), "cleanpass": (2 * LAYERS, 2)},
+)

@@ -1,0 +1,14 @@
+"""rotary_views: rotary in place on unbind views of q/k whose base is dead afterwards.
+
+q's clone has q's layout and nothing reads qk after the write: it can go. k's view sits at a
+non-zero offset, so its clone is a layout change and stays.
+"""
+from workloads.models._rotary_views import DTYPES, SHAPES, RotaryViews
+
+WORKLOAD = RotaryViews(
+    name="rotary_views",
+    description="rotary in place on unbind views of a batched q/k projection (base dead after)",
+    suite_shapes=SHAPES,
+    suite_dtypes=DTYPES,
+    expected_clones={"lowered": (2, 2), "vllm": (2, 1), "cleanpass": (2, 1)},
+)

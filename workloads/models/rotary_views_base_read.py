@@ -1,0 +1,21 @@
+"""rotary_views_base_read: as rotary_views, but the base qk is also returned (read after rotary).
+
+The clone of q must stay: dropping it lets rotary write into qk, and the returned qk would show
+rotated values. The reference ("vllm") policy drops it anyway (it looks only at q's direct users),
+so that variant is expected to give wrong results here (``expected_wrong``).
+"""
+from workloads.models._rotary_views import DTYPES, SHAPES, RotaryViews
+
+
+class RotaryViewsBaseRead(RotaryViews):
+    read_base = True
+
+
+WORKLOAD = RotaryViewsBaseRead(
+    name="rotary_views_base_read",
+    description="rotary in place on unbind views whose base is returned too (the vllm view hole)",
+    suite_shapes=SHAPES,
+    suite_dtypes=DTYPES,
+    expected_clones={"lowered": (2, 2), "vllm": (2, 1), "cleanpass": (2, 2)},
+    expected_wrong=("vllm",),
+)

@@ -1,0 +1,150 @@
+"""Generate the README section for workloads: ops and providers, and the clone table measured
+by compiling every workload (``python -m workloads.table --out FILE``)."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+from workloads import catalog, selfcheck
+from workloads.ir import OPS
+
+log = logging.getLogger(__name__)
+
+VARIANTS = ("lowered", "vllm", "cleanpass")
+
+INTRO = """\
+## Workloads
+
+`workloads/` builds the graphs the pass is for, the way serving stacks build them: functional IR
+ops (`torch.ops.cleanpass_ir.*`, each with a `maybe_inplace` overload that donates its
+activations), in-place kernels (Triton on CUDA, torch-written anywhere), a post-grad lowering
+that emits `clone(activation)` + the mutating kernel, a pre-grad donation pass, and a catalog of
+model fragments with real model shapes, byte models and hand-written "ideal" twins.
+
+```python
+from workloads import catalog, pipeline
+wl = catalog.get("llama_block")
+built = wl.build(wl.shapes("smoke")[0], torch.float32, "cpu")
+compiled = pipeline.compile_fn(built.fn, policy="sound")   # None = lowering only, "vllm", "sound"
+out = compiled(*built.inputs); compiled.reports[-1].clones_after
+```
+Adding a workload is adding one file in `workloads/models/` that defines `WORKLOAD`.
+Tests: `.venv/bin/python -m pytest -q tests/workloads` (Triton kernels run under
+`TRITON_INTERPRET=1` in a subprocess on CPU, natively on CUDA).
+"""
+
+
+NOTES = """\
+Notes: `llama_block` also holds 2 clones of its own (the explicit GQA kv-head expansion), kept as
+layout changes; with one token (decode) q's clone can go too (`Workload.expected_clones_for`).
+`rotary_views_base_read` shows the reference policy's view hole: it drops q's clone although
+the base qk is read afterwards, so that variant's results are wrong (`expected_wrong`).
+"""
+
+
+def ops_table() -> str:
+    """Markdown: each IR op, its signature and its providers by priority."""
+    lines = ["| op | schema | providers (by priority) |", "|---|---|---|"]
+    for name in sorted(OPS):
+        op = OPS[name]
+        provs = [f"`{i.provider}` ({'in place' if i.inplace else 'functional'})"
+                 for i in sorted(op.impls, key=lambda i: -i.priority)] + ["`native` (fallback)"]
+        lines.append(f"| `{name}` | `{op.schema}` | {', '.join(provs)} |")
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """Clone counts of one compiled variant and whether its results were right."""
+
+    before: int
+    after: int
+    ok: bool
+
+
+Counts = dict[str, dict[str, Cell]]
+
+
+def measure(names: Sequence[str], suite: str = "test") -> Counts:
+    """Clone counts per workload and variant, from real compiles on CPU (first shape of ``suite``)."""
+    counts: Counts = {}
+    for name in names:
+        wl = catalog.get(name)
+        shape = wl.shapes(suite)[0]
+        rows = {name: shape}
+        one = catalog.Shape(1, shape.hidden, shape.model)
+        if wl.expected_clones_for(one) != wl.expected_clones_for(shape):
+            rows[f"{name} (1 token)"] = one
+        for label, sh in rows.items():
+            counts[label] = {}
+            for v in VARIANTS:
+                run = selfcheck.compile_run(wl, sh, v)
+                counts[label][v] = Cell(run.clones[0], run.clones[1], not run.problems)
+                log.info("%s %s clones=%s %s", label, v, run.clones, "ok" if not run.problems else "WRONG")
+    return counts
+
+
+def clone_table(counts: Counts) -> str:
+    """Markdown: clones after lowering, and those left by each policy."""
+    lines = ["| workload | clones after lowering | left by `vllm` policy | left by `cleanpass` (sound) |",
+             "|---|---|---|---|"]
+
+    def cell(c: Cell) -> str:
+        return f"{c.after}" + ("" if c.ok else " (wrong results)")
+
+    for label, c in counts.items():
+        name, _, rest = label.partition(" ")
+        lines.append(f"| `{name}`{' ' + rest if rest else ''} | {c['lowered'].after} | {cell(c['vllm'])} "
+                     f"| {cell(c['cleanpass'])} |")
+    return "\n".join(lines)
+
+
+def shapes_table() -> str:
+    """Markdown: per workload and suite, the models and token counts (dtypes in brackets)."""
+    lines = ["| workload | " + " | ".join(catalog.SUITES) + " |", "|---|" + "---|" * len(catalog.SUITES)]
+    for name, wl in sorted(catalog.all_workloads().items()):
+        cells = []
+        for suite in catalog.SUITES:
+            by_model: dict[str, list[int]] = {}
+            for sh in wl.shapes(suite):
+                by_model.setdefault(sh.model or str(sh.hidden), []).append(sh.num_tokens)
+            dts = ",".join(str(d).removeprefix("torch.") for d in wl.dtypes(suite))
+            cells.append("; ".join(f"{m} T={'/'.join(map(str, ts))}" for m, ts in by_model.items()) + f" [{dts}]")
+        lines.append(f"| `{name}` | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def render(counts: Counts, suite: str) -> str:
+    """The whole README section."""
+    descs = "\n".join(f"- `{n}`: {w.description}" for n, w in sorted(catalog.all_workloads().items()))
+    return (f"{INTRO}\n### Ops and providers\n\n{ops_table()}\n\n### Workloads\n\n{descs}\n\n"
+            f"### Shapes per suite\n\nModel dims are in `workloads/dims.py` (public configs; "
+            f"`mini-gqa`/`tiny-gqa` are CPU-sized stand-ins with head size 128).\n\n{shapes_table()}\n\n"
+            f"### Clones per workload, before and after the pass\n\n"
+            f"Generated by `python -m workloads.table` (CPU, float32, suite `{suite}`, torch "
+            f"{torch.__version__}); counts are `aten.clone` nodes in the post-grad graph.\n\n"
+            f"{clone_table(counts)}\n\n{NOTES}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--suite", default="test")
+    p.add_argument("--out", default="-", help="file to write, '-' for stdout")
+    a = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    text = render(measure(sorted(catalog.all_workloads()), a.suite), a.suite)
+    if a.out == "-":
+        sys.stdout.write(text)
+    else:
+        with open(a.out, "w") as f:
+            f.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
