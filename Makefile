@@ -4,7 +4,7 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test bench bench-pass smoke install clean
+.PHONY: test bench bench-pass smoke gate-smoke install clean
 
 $(STAMP): pyproject.toml
 	test -x $(VPY) || $(PY) -m venv $(VENV)
@@ -28,6 +28,10 @@ bench-pass: $(STAMP)
 
 smoke: $(STAMP)
 	$(VPY) -m harness run --suite smoke --device auto
+
+# CI's second step: the smoke suite on CPU, gated against results/baselines/cpu.parquet.
+gate-smoke: $(STAMP)
+	PY=$(VPY) bash scripts/ci_smoke_gate.sh
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,67 @@
+"""The CLI: subcommand wiring, extension hook, a compile-free run, merge, clear errors."""
+from __future__ import annotations
+
+import argparse
+import sys
+import types
+
+import pandas as pd
+
+from harness import cli, results, suites
+
+
+def test_extensions_are_registered_and_may_return_lines_for_the_cli_to_print(monkeypatch, capsys):
+    mod = types.ModuleType("harness_fake_ext")
+
+    def add_cli(sub: argparse._SubParsersAction) -> None:
+        p = sub.add_parser("fake")
+        p.set_defaults(func=lambda args: (3, ["hello", "from fake"]))
+
+    mod.add_cli = add_cli
+    monkeypatch.setitem(sys.modules, "harness_fake_ext", mod)
+    monkeypatch.setattr(cli, "EXTENSIONS", ("harness_fake_ext", "harness_missing_ext"))
+    names = set(cli.build_parser()._subparsers._group_actions[0].choices)
+    assert {"run", "merge", "fake"} <= names
+    assert cli.main(["fake"]) == 3
+    assert capsys.readouterr().out == "hello\nfrom fake\n"
+
+
+def test_run_then_shards_then_merge_from_the_command_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(suites.PLANS, "smoke", suites.PLANS["test"])  # keep it quick
+    base = ["run", "--suite", "smoke", "--device", "cpu", "--workloads", "rms_norm", "fused_add_rms_norm",
+            "--variants", "eager,ideal", "--tokens", "4", "8", "--no-progress"]
+    assert cli.main(base + ["--out", str(tmp_path / "full")]) == 0
+    out = capsys.readouterr().out
+    assert "rms_norm" in out and "speedup" in out and "GB/s" in out
+    full = results.read_run(tmp_path / "full")[0]
+    assert len(full) == 2 * 2 * 2
+
+    for k in (1, 2):
+        assert cli.main(base + ["--shard", f"{k}/2", "--out", str(tmp_path / f"s{k}")]) == 0
+    parts = [results.read_run(tmp_path / f"s{k}")[0] for k in (1, 2)]
+    assert all(len(p) for p in parts)
+    assert cli.main(["merge", str(tmp_path / "s1"), str(tmp_path / "s2"), "--out", str(tmp_path / "m")]) == 0
+    merged = results.read_run(tmp_path / "m")[0]
+    key = results.KEY_COLUMNS
+    pd.testing.assert_frame_equal(merged[key].sort_values(key).reset_index(drop=True),
+                                  full[key].sort_values(key).reset_index(drop=True))
+
+
+def test_bad_arguments_fail_clearly(tmp_path, capsys):
+    assert cli.main(["run", "--device", "cpu", "--workloads", "nope", "--out", str(tmp_path / "x")]) == 2
+    assert "unknown workloads" in capsys.readouterr().err
+    assert cli.main(["run", "--device", "cpu", "--shard", "3/2", "--out", str(tmp_path / "y")]) == 2
+    assert cli.main(["merge", str(tmp_path / "missing")]) == 2
+
+
+def test_an_interrupted_run_writes_the_cases_that_finished(tmp_path):
+    from harness import api
+
+    def progress(done, total, case, rows):
+        if done == 1:
+            raise KeyboardInterrupt
+
+    result = api.run(suite="smoke", device="cpu", workloads=["rms_norm"], tokens=[4, 8], variants=["eager"],
+                     out=tmp_path / "run", plan=suites.PLANS["test"], progress=progress)
+    df, _, env = results.read_run(tmp_path / "run")
+    assert env["interrupted"] is True and len(df) == 1 and len(result.results) == 1
