@@ -28,7 +28,8 @@ def capture_generated_code(sink: list[str]) -> Iterator[None]:
         log.warning("cannot capture Inductor code on torch %s", torch.__version__)
         yield
         return
-    previous = GraphLowering.__dict__.get("save_output_code", None)
+    missing = object()
+    previous = GraphLowering.__dict__.get("save_output_code", missing)  # None is a real value
 
     def _save(code: str, *rest: Any) -> None:
         sink.append(code)
@@ -37,7 +38,7 @@ def capture_generated_code(sink: list[str]) -> Iterator[None]:
     try:
         yield
     finally:
-        if previous is None:
+        if previous is missing:
             try:
                 delattr(GraphLowering, "save_output_code")
             except AttributeError:

@@ -162,7 +162,8 @@ def run_case(case: Case, workload: Any, opts: RunOptions, plan: TimingPlan,
             lv.row.fail(f"compile: {_short(e)}")
             continue
         _fill_counts(lv.row, lv.prep)
-        _validate_one(lv, pristine, reference, ref_error, case.dtype, ctx)
+        _validate_one(lv, pristine, reference, ref_error, case.dtype, ctx,
+                      float(getattr(workload, "tolerance_scale", 1.0)))
 
     _bitwise(live)
 
@@ -182,7 +183,7 @@ def _fill_counts(row: Row, prep: Prepared) -> None:
 
 
 def _validate_one(lv: _Live, pristine: tuple, reference: list[torch.Tensor] | None, ref_error: str | None,
-                  dtype: torch.dtype, ctx: Context) -> None:
+                  dtype: torch.dtype, ctx: Context, tolerance_scale: float = 1.0) -> None:
     """Fresh call on pristine inputs: outputs vs reference, non-donated inputs untouched."""
     prep, row = lv.prep, lv.row
     assert prep is not None
@@ -211,7 +212,7 @@ def _validate_one(lv: _Live, pristine: tuple, reference: list[torch.Tensor] | No
         row.fail(ref_error or "no reference")
         row.numerics = validate.Verdict.FAIL.value
         return
-    cmp = validate.compare_to_reference(lv.outputs, reference, dtype)
+    cmp = validate.compare_to_reference(lv.outputs, reference, dtype, tolerance_scale)
     row.max_abs_err = cmp.max_abs_err
     row.numerics = cmp.verdict.value
     if cmp.verdict is validate.Verdict.FAIL:

@@ -46,11 +46,15 @@ TOLERANCES: dict[torch.dtype, Tolerance] = {
 BITWISE_PARTNER: dict[str, str] = {"cleanpass": "lowered", "vllm": "lowered"}
 
 
-def tolerance_for(dtype: torch.dtype) -> Tolerance:
+def tolerance_for(dtype: torch.dtype, scale: float = 1.0) -> Tolerance:
+    """The dtype's tolerance, widened by a workload's `tolerance_scale` (error grows with depth:
+    a bf16 chain of three norms and 4096-deep linears misses the one-op table in its own eager
+    form; seen on an H100, max abs err 0.079 on norm_chain at 16384 tokens)."""
     try:
-        return TOLERANCES[dtype]
+        base = TOLERANCES[dtype]
     except KeyError:
         raise KeyError(f"no tolerance registered for {dtype}; add it to TOLERANCES") from None
+    return Tolerance(atol=base.atol * scale, rtol=base.rtol * scale)
 
 
 def flat_tensors(out: Any) -> list[torch.Tensor]:
@@ -74,11 +78,11 @@ class Comparison:
 
 
 def compare_to_reference(out: Sequence[torch.Tensor], ref: Sequence[torch.Tensor],
-                         dtype: torch.dtype) -> Comparison:
+                         dtype: torch.dtype, scale: float = 1.0) -> Comparison:
     """Dtype-aware closeness of each output to the float64 reference; NaN never passes."""
     if len(out) != len(ref):
         return Comparison(Verdict.FAIL, math.nan, f"{len(out)} outputs, reference has {len(ref)}")
-    tol = tolerance_for(dtype)
+    tol = tolerance_for(dtype, scale)
     worst = 0.0
     problems = []
     for i, (o, r) in enumerate(zip(out, ref)):

@@ -77,3 +77,14 @@ def test_compat_captures_code_and_bytes_without_resetting_dynamo():
 def test_user_triton_kernels_inlined_by_inductor_count_as_launches():
     code = "def call(args):\n    buf0 = empty((4,))\n    _rms_norm_kernel_0.run(buf0, 4, grid=grid(4), stream=s0)\n    return (buf0, )\n"
     assert measure.count_kernels(code).generated == 1
+
+
+def test_code_capture_restores_inductors_hook_exactly():
+    """Regression: the hook is a class attribute whose value is None; deleting it on exit broke
+    every later compile in the process ("GraphLowering has no attribute save_output_code")."""
+    from torch._inductor.graph import GraphLowering
+
+    before = GraphLowering.__dict__.get("save_output_code", "missing")
+    with compat.capture_generated_code([]):
+        pass
+    assert GraphLowering.__dict__.get("save_output_code", "missing") == before

@@ -80,3 +80,15 @@ def test_reference_inputs_are_float64_copies():
     x, i = torch.randn(2, dtype=torch.bfloat16), torch.arange(3)
     rx, ri = v.to_reference_inputs((x, i))
     assert rx.dtype == torch.float64 and ri is i and rx.data_ptr() != x.data_ptr()
+
+
+def test_tolerance_scale_widens_both_bounds_and_still_fails_a_wrong_answer():
+    """A deep bf16 chain's honest rounding passes with its workload's scale; garbage never does."""
+    ref = torch.linspace(-4, 4, 101, dtype=torch.float64)
+    rounded_twice = (ref + 0.03).to(torch.bfloat16)
+    assert v.compare_to_reference([rounded_twice], [ref], torch.bfloat16).verdict is v.Verdict.FAIL
+    widened = v.compare_to_reference([rounded_twice], [ref], torch.bfloat16, scale=4.0)
+    assert widened.verdict is v.Verdict.WITHIN_TOLERANCE
+    wrong = v.compare_to_reference([(ref + 1.0).to(torch.bfloat16)], [ref], torch.bfloat16, scale=8.0)
+    assert wrong.verdict is v.Verdict.FAIL
+    assert v.tolerance_for(torch.bfloat16, 2.0) == v.Tolerance(atol=2e-2, rtol=3.2e-2)
