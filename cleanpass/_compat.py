@@ -6,24 +6,10 @@ here means a rename costs one edit and a missing API degrades to a conservative 
 from __future__ import annotations
 
 import hashlib
-import logging
 from typing import Any, Callable, Sequence
 
 import torch
-
-log = logging.getLogger(__name__)
-
-try:  # torch >= 2.6
-    from torch._inductor.custom_graph_pass import CustomGraphPass as CustomGraphPassBase
-except ImportError:  # pragma: no cover - very old torch
-    class CustomGraphPassBase:  # type: ignore[no-redef]
-        """Stand-in with the same two methods when Inductor's base class is missing."""
-
-        def __call__(self, graph: torch.fx.Graph) -> None:
-            raise NotImplementedError
-
-        def uuid(self) -> Any:
-            raise NotImplementedError
+from torch._inductor.custom_graph_pass import CustomGraphPass as CustomGraphPassBase  # torch >= 2.6
 
 
 def hash_files(paths: Sequence[str], extra: str = "") -> str:

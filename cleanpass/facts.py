@@ -74,27 +74,29 @@ class GraphFacts:
         return found
 
     def _collect(self) -> None:
+        # Classes do not change while collecting: look each node's class up once.
+        class_of = {node: self._class_of(node) for node in self.nodes}
         for node in self.nodes:
-            self._class_of(node).members.append(node)
+            class_of[node].members.append(node)
             if node.op in ("placeholder", "get_attr"):  # constants are never donated
-                self._class_of(node).inputs.append(node)
-        for node, effect in self.effects.items():
-            position = self.position[node]
+                class_of[node].inputs.append(node)
+        for position, node in enumerate(self.nodes):
+            effect = self.effects[node]
             for member in effect.reads:
-                facts = self._class_of(member)
+                facts = class_of[member]
                 facts.reads.append((position, node, member))
-                facts.max_read = max(facts.max_read, position)
-                facts.last_use = max(facts.last_use, position)
+                if position > facts.max_read:
+                    facts.max_read = position
                 if node.op == "output":
                     facts.in_output = True
             for member in effect.writes:
-                facts = self._class_of(member)
+                facts = class_of[member]
                 facts.writes.append((position, node, member))
                 bisect.insort(facts.write_positions, position)
-                facts.last_use = max(facts.last_use, position)
-            for member in input_nodes(node):  # views and metadata uses keep a value alive too
-                facts = self._class_of(member)
-                facts.last_use = max(facts.last_use, position)
+            for member in input_nodes(node):  # every use keeps a value alive (views included)
+                facts = class_of[member]
+                if position > facts.last_use:
+                    facts.last_use = position
 
     def _class_of(self, node: Node) -> ClassFacts:
         root = self.aliases.find(node)

@@ -20,13 +20,13 @@ def layout_verdict(clone: Node, source: Node) -> str | None:
         return decisions.LAYOUT_UNKNOWN
     if fake_clone.dtype != fake_source.dtype or fake_clone.dim() != fake_source.dim():
         return decisions.LAYOUT_DIFFERS
-    pairs = list(zip(fake_clone.shape, fake_source.shape))
-    pairs += list(zip(fake_clone.stride(), fake_source.stride()))
-    pairs.append((fake_clone.storage_offset(), fake_source.storage_offset()))
-    for a, b in pairs:
-        if not statically_equal(a, b):
-            return decisions.LAYOUT_DIFFERS
-    return None
+    clone_layout = (*fake_clone.shape, *fake_clone.stride(), fake_clone.storage_offset())
+    source_layout = (*fake_source.shape, *fake_source.stride(), fake_source.storage_offset())
+    if all(type(v) is int for v in clone_layout + source_layout):  # the common, static case
+        same = clone_layout == source_layout
+    else:
+        same = all(statically_equal(a, b) for a, b in zip(clone_layout, source_layout))
+    return None if same else decisions.LAYOUT_DIFFERS
 
 
 def clone_bytes(clone: Node) -> int | None:
