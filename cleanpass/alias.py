@@ -40,6 +40,19 @@ def _fake_tensors(node: Node) -> list[torch.Tensor]:
     return []
 
 
+_ALIASED_CACHE: dict[torch._ops.OpOverload, tuple[tuple[int, str], ...]] = {}
+
+
+def _aliased_arguments(op: torch._ops.OpOverload) -> tuple[tuple[int, str], ...]:
+    """(index, name) of the arguments whose schema carries an alias annotation, once per op."""
+    found = _ALIASED_CACHE.get(op)
+    if found is None:
+        found = _ALIASED_CACHE[op] = tuple(
+            (index, argument.name) for index, argument in enumerate(op._schema.arguments)
+            if argument.alias_info is not None)
+    return found
+
+
 def structural_alias_parents(node: Node) -> tuple[Node, ...]:
     """The input nodes the output of `node` may share storage with, from structure alone."""
     if node.op in ("placeholder", "get_attr", "output"):
@@ -57,10 +70,8 @@ def structural_alias_parents(node: Node) -> tuple[Node, ...]:
             if target in UNANNOTATED_VIEW_OPS:
                 return tuple(iter_nodes(node.args[:1]))
             parents: dict[Node, None] = {}
-            for index, argument in enumerate(target._schema.arguments):
-                if argument.alias_info is None:
-                    continue
-                value = node.args[index] if index < len(node.args) else node.kwargs.get(argument.name)
+            for index, name in _aliased_arguments(target):
+                value = node.args[index] if index < len(node.args) else node.kwargs.get(name)
                 parents.update(dict.fromkeys(iter_nodes(value)))
             return tuple(parents)
         if target in FUNCTIONAL_HOPS:

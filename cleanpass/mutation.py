@@ -156,7 +156,12 @@ def _overload_effect(node: Node, op: torch._ops.OpOverload) -> Effect:
             continue
         if role == "alias":
             continue
-        targets = _tensor_nodes(value)
+        if isinstance(value, Node):  # the common case, without building a generator
+            targets = (value,) if _is_tensor_like(value) else ()
+        elif isinstance(value, (list, tuple, dict)):
+            targets = _tensor_nodes(value)
+        else:
+            continue
         if not targets:
             continue
         if role != "read":
