@@ -65,12 +65,6 @@ class CloneReport:
     def clones_after(self) -> int:
         return len(self.kept)
 
-    @property
-    def bytes_removed(self) -> int | None:
-        """Bytes of clones removed, or None when any removed clone has a symbolic size."""
-        sizes = [d.bytes for d in self.removed]
-        return None if any(s is None for s in sizes) else sum(sizes)  # type: ignore[arg-type]
-
     def add(self, decision: Decision) -> None:
         (self.removed if decision.reason == REMOVED else self.kept).append(decision)
 

@@ -75,38 +75,36 @@ class GraphFacts:
 
     def _collect(self) -> None:
         # Classes do not change while collecting: look each node's class up once.
-        class_of = {node: self._class_of(node) for node in self.nodes}
+        lookup = {node: self.class_of(node) for node in self.nodes}
         for node in self.nodes:
-            class_of[node].members.append(node)
+            lookup[node].members.append(node)
             if node.op in ("placeholder", "get_attr"):  # constants are never donated
-                class_of[node].inputs.append(node)
+                lookup[node].inputs.append(node)
         for position, node in enumerate(self.nodes):
             effect = self.effects[node]
             for member in effect.reads:
-                facts = class_of[member]
+                facts = lookup[member]
                 facts.reads.append((position, node, member))
                 if position > facts.max_read:
                     facts.max_read = position
                 if node.op == "output":
                     facts.in_output = True
             for member in effect.writes:
-                facts = class_of[member]
+                facts = lookup[member]
                 facts.writes.append((position, node, member))
                 bisect.insort(facts.write_positions, position)
             for member in input_nodes(node):  # every use keeps a value alive (views included)
-                facts = class_of[member]
+                facts = lookup[member]
                 if position > facts.last_use:
                     facts.last_use = position
 
-    def _class_of(self, node: Node) -> ClassFacts:
+    def class_of(self, node: Node) -> ClassFacts:
+        """The aggregates of `node`'s alias class (created empty on first sight)."""
         root = self.aliases.find(node)
         facts = self._classes.get(root)
         if facts is None:
             facts = self._classes[root] = ClassFacts()
         return facts
-
-    def class_of(self, node: Node) -> ClassFacts:
-        return self._class_of(node)
 
     def resolve(self, node: Node) -> Node:
         """The node that will stand for `node` once all decided removals are applied."""
@@ -117,7 +115,7 @@ class GraphFacts:
     def drop_clone(self, clone: Node, source: Node) -> None:
         """Record that `clone` is replaced by `source`: their storages become one class."""
         self.replaced[clone] = source
-        clone_facts, source_facts = self._class_of(clone), self._class_of(source)
+        clone_facts, source_facts = self.class_of(clone), self.class_of(source)
         clone_root, source_root = self.aliases.find(clone), self.aliases.find(source)
         if clone_root is source_root:
             return

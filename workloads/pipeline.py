@@ -83,13 +83,12 @@ class PipelinePass(compat.CustomGraphPass):
 
     def uuid(self) -> str:
         extra = repr((self.policy, self.providers, [s for s, _ in self.stages]))
-        files = _source_files()
         if self.policy is not None:
             import cleanpass
 
-            d = os.path.dirname(os.path.abspath(cleanpass.__file__))
-            files += [os.path.join(d, f) for f in os.listdir(d) if f.endswith(".py")]
-        return compat.hash_files(files, extra=extra)
+            # cleanpass's own key already covers its sources and the policy
+            extra += cleanpass.CloneEliminationPass(policy=self.policy).uuid()
+        return compat.hash_files(_source_files(), extra=extra)
 
 
 class Compiled:

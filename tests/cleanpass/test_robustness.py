@@ -195,3 +195,12 @@ def test_keeps_written_clone_of_a_get_attr_constant():
     out = run_pass(built, donated=(0,))
     assert out.reasons == [decisions.READ_ONLY_INPUT]
     assert out.check.ok, out.check.problems
+
+
+def test_readme_lists_every_reason_string():
+    """Dashboards key on the reason strings; the README table is their documentation."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    for reason in (decisions.REMOVED, *decisions.KEEP_REASONS):
+        assert f"`{reason}`" in readme, reason
