@@ -28,6 +28,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from harness.results import with_status
+
 log = logging.getLogger(__name__)
 
 FORMAT = 1
@@ -135,7 +137,10 @@ def _check_columns(frame: pd.DataFrame, required: tuple[str, ...], what: str) ->
 
 
 def _normalise_rows(rows: pd.DataFrame) -> pd.DataFrame:
-    rows = rows.copy()
+    rows = with_status(rows).copy()
+    if "bitwise_partner" not in rows.columns:  # files from before the column: no promise recorded
+        rows["bitwise_partner"] = ""
+    rows["bitwise_partner"] = rows["bitwise_partner"].fillna("").astype(str)
     rows["dtype"] = rows["dtype"].astype(str)
     rows["error"] = rows["error"].astype("object").where(rows["error"].notna(), "")
     rows["error"] = rows["error"].astype(str)

@@ -133,9 +133,9 @@ def cmd_merge(args: argparse.Namespace) -> int:
     from harness import env as envmod, results, shard
 
     try:
-        out = (results.claim_out_dir(args.out) if args.out
-               else results.new_run_dir("results/runs", envmod.git_commit()[0]))
-        shard.merge_runs(args.dirs, out)
+        out = shard.merge_runs(args.dirs, lambda: (
+            results.claim_out_dir(args.out) if args.out
+            else results.new_run_dir("results/runs", envmod.git_commit()[0])))
     except (ValueError, FileExistsError, FileNotFoundError) as e:
         print(f"harness merge: {e}", file=sys.stderr)
         return 2

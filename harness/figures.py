@@ -21,6 +21,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import NullFormatter
 
 from harness.baseline import atomic_write_bytes
+from harness.results import measured_rows
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +63,7 @@ def _usable(rows: pd.DataFrame, *cols: str) -> pd.DataFrame:
     for col in cols:
         frame[col] = pd.to_numeric(frame[col], errors="coerce")
     frame = frame.dropna(subset=list(cols))
-    if "error" in frame:
-        frame = frame[~frame["error"].astype(str).str.lower().str.contains("skip")]
-    return frame
+    return measured_rows(frame)
 
 
 def latency_vs_tokens(rows: pd.DataFrame, path: Path) -> Path | None:
@@ -150,8 +149,7 @@ def bandwidth_roofline(rows: pd.DataFrame, peak_gbps: float | None, path: Path) 
 def removal_table(rows: pd.DataFrame) -> pd.DataFrame:
     """Per workload and variant: clones removed and bytes saved against ``lowered``."""
     frame = rows.copy()
-    if "error" in frame:
-        frame = frame[~frame["error"].astype(str).str.lower().str.contains("skip")]
+    frame = measured_rows(frame)
     frame = frame[frame["variant"].isin(["lowered", "vllm", "cleanpass"])]
     if frame.empty:
         return pd.DataFrame()

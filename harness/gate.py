@@ -7,18 +7,24 @@ Rules, numbered as in the README and the tests:
    Otherwise the gate cannot say anything: exit 2. CPU model names may differ (CI runners
    change), because on CPU only the deterministic metrics are gated.
 2. **Matching.** Rows match on ``KEY`` (workload, variant, dtype, num_tokens, hidden, device).
-   Rows whose ``error`` says *skipped* on either side are ignored. A row in the baseline
+   Rows whose ``status`` is ``skipped`` on either side are ignored. A row in the baseline
    missing from the run is a REGRESSION (coverage silently shrank; refresh the baseline on
    purpose if that was intended; with ``--partial`` it is a NOTE); a run row with no baseline
    row is a NOTE.
-3. **Exact gates** (deterministic, gated with no tolerance): ``clones_after``, ``kernels``,
-   ``bytes_accessed`` must not grow; ``ok`` and ``bitwise_equal`` must not turn false.
+3. **Contracts** (hold on every machine; gated exactly, no tolerance): ``clones_after``,
+   ``kernels``, ``bytes_accessed`` must not grow; ``ok`` must not turn false; and
+   ``bitwise_equal`` must not turn false on rows that promise bit-equality with a partner
+   (``bitwise_partner`` set: ``cleanpass`` and ``vllm`` against ``lowered``, since the pass may
+   not change a single bit).
+   **Observations** (depend on the machine): ``bitwise_equal`` of every other row (``eager``,
+   ``native``, ``ideal`` against ``lowered``) changes with the CPU's vector units. A flip is a
+   WARN on the same device model and a NOTE across models; it never fails the gate.
 4. **Latency gate** (only when both sides ran on the same CUDA model, or on CPU when asked):
    bootstrap CI of median(run)/median(baseline) from the raw block samples
    (``stats.ratio_ci``). REGRESSION when the CI's lower bound is above ``1 + threshold``
    *and* the median grew by more than ``floor_us``; WARN when only the point estimate is.
    With ``--confirm-run`` (a rerun of the same code), a latency REGRESSION stands only when
-   the rerun regresses on the same row too (KNOWLEDGE.md §5: "and a rerun agrees").
+   the rerun regresses on the same row too ("and a rerun agrees": one noisy run never fails alone).
 
 Exit code: 1 if any REGRESSION, else 0 (WARN and NOTE do not fail).
 """
@@ -35,6 +41,7 @@ from pathlib import Path
 import pandas as pd
 
 from harness.baseline import KEY, InputError, RunData, load_baseline, load_run
+from harness.results import Status
 from harness.stats import DEFAULT_BOOTSTRAP, DEFAULT_CONFIDENCE, TooFewSamples, ratio_ci
 
 log = logging.getLogger(__name__)
@@ -50,8 +57,10 @@ GROW_RULES = {
 #: metric -> what it means when it turns false.
 FLAG_RULES = {
     "ok": "the variant no longer validates",
-    "bitwise_equal": "outputs are no longer bit-identical to the reference variant",
+    "bitwise_equal": "outputs are no longer bit-identical to the variant they promise to match",
 }
+#: Flags that are a contract only on rows that carry a promise (rule 3); elsewhere observations.
+PROMISED_FLAGS = {"bitwise_equal": "bitwise_partner"}
 DTYPE_SHORT = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32", "float64": "fp64"}
 
 
@@ -150,9 +159,9 @@ def _fmt(value: object) -> str:
     return str(value)
 
 
-def is_skipped(error: object) -> bool:
-    """Rows the runner skipped on purpose (no backend, suite filter) carry 'skip' in error."""
-    return isinstance(error, str) and "skip" in error.lower()
+def is_skipped(row: dict) -> bool:
+    """Rows the runner skipped on purpose (no backend, suite filter): ``status == skipped``."""
+    return row.get("status") == Status.SKIPPED.value
 
 
 def _present(value: object) -> bool:
@@ -197,7 +206,7 @@ def check_compatible(baseline: RunData, run: RunData) -> list[Finding]:
                 Level.NOTE,
                 None,
                 f"CPU model differs ({baseline.device_name!r} vs {run.device_name!r})",
-                reason="only deterministic metrics are gated",
+                reason="only contracts are gated; machine-dependent observations become notes",
             )
         )
     return notes
@@ -210,7 +219,15 @@ def latency_applies(baseline: RunData, run: RunData, config: GateConfig) -> bool
     return baseline.device != "cpu" or config.latency_on_cpu
 
 
-def exact_findings(key: tuple, base: dict, cur: dict) -> list[Finding]:
+def _promised(flag: str, base: dict, cur: dict) -> bool:
+    """Whether ``flag`` is a contract on this row pair (rule 3); unpromised flags observe."""
+    column = PROMISED_FLAGS.get(flag)
+    if column is None:
+        return True
+    return bool(cur.get(column) or base.get(column))
+
+
+def exact_findings(key: tuple, base: dict, cur: dict, same_machine: bool = True) -> list[Finding]:
     """Rule 3 for one matched row pair."""
     out: list[Finding] = []
     for metric, why in GROW_RULES.items():
@@ -227,7 +244,11 @@ def exact_findings(key: tuple, base: dict, cur: dict) -> list[Finding]:
             reason = why
             if metric == "ok" and cur.get("error"):
                 reason = f"{why}: {cur['error']}"
-            out.append(Finding(Level.REGRESSION, key, metric, True, r if r is not None else "n/a", reason))
+            level = Level.REGRESSION
+            if not _promised(metric, base, cur):
+                level = Level.WARN if same_machine else Level.NOTE
+                reason = "machine-dependent observation (eager/generated-code arithmetic), not gated"
+            out.append(Finding(level, key, metric, True, r if r is not None else "n/a", reason))
     return out
 
 
@@ -280,8 +301,9 @@ def gate(baseline: RunData, run: RunData, config: GateConfig | None = None) -> G
         raise InputError("latency gating needs samples.parquet on both sides")
     result.latency_gated = do_latency
 
+    same_machine = baseline.device_name == run.device_name
     for key, base in base_rows.items():
-        if is_skipped(base.get("error")):
+        if is_skipped(base):
             continue
         cur = run_rows.get(key)
         if cur is None:
@@ -294,13 +316,13 @@ def gate(baseline: RunData, run: RunData, config: GateConfig | None = None) -> G
                 )
             )
             continue
-        if is_skipped(cur.get("error")):
+        if is_skipped(cur):
             result.findings.append(
                 Finding(Level.NOTE, key, "skipped in the run", reason=str(cur.get("error")))
             )
             continue
         result.rows_compared += 1
-        result.findings.extend(exact_findings(key, base, cur))
+        result.findings.extend(exact_findings(key, base, cur, same_machine))
         if do_latency:
             finding, comp = latency_finding(key, baseline, run, config)
             if finding is not None:
@@ -308,7 +330,7 @@ def gate(baseline: RunData, run: RunData, config: GateConfig | None = None) -> G
             if comp is not None:
                 result.latency.append(comp)
     for key, cur in run_rows.items():
-        if key not in base_rows and not is_skipped(cur.get("error")):
+        if key not in base_rows and not is_skipped(cur):
             result.findings.append(
                 Finding(Level.NOTE, key, "new row", reason="not in the baseline; not gated")
             )
@@ -319,7 +341,7 @@ def gate(baseline: RunData, run: RunData, config: GateConfig | None = None) -> G
 
 
 def confirm(first: GateResult, rerun: GateResult) -> GateResult:
-    """KNOWLEDGE.md §5, "and a rerun agrees": keep a latency REGRESSION of ``first`` only when
+    """"And a rerun agrees": keep a latency REGRESSION of ``first`` only when
     the same row also regresses in ``rerun`` (a second run of the same code); otherwise it
     becomes a WARN. Exact findings are deterministic and kept as they are."""
     again = {f.key for f in rerun.findings if f.level is Level.REGRESSION and f.metric == "latency_us_p50"}

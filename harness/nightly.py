@@ -32,7 +32,8 @@ from pathlib import Path
 import pandas as pd
 
 from harness.baseline import KEY, InputError, RunData, atomic_write_text, load_run
-from harness.gate import Finding, GateConfig, Level, describe_key, is_skipped
+from harness.gate import Finding, GateConfig, Level, describe_key
+from harness.results import measured_rows
 from harness.report import Section, build_report
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,7 @@ def discover_history(history: Path | str, like: RunData) -> list[RunData]:
 
 def _long(run: RunData) -> pd.DataFrame:
     """Key columns + the judged metrics of the usable rows of one run."""
-    rows = run.rows[~run.rows["error"].map(is_skipped)]
+    rows = measured_rows(run.rows)
     cols = [c for c in GROW_METRICS + FLAG_METRICS + (LATENCY,) if c in rows.columns]
     out = rows[list(KEY) + cols].copy()
     for c in GROW_METRICS + (LATENCY,):
@@ -105,6 +106,9 @@ def _long(run: RunData) -> pd.DataFrame:
     for c in FLAG_METRICS:
         if c in out:
             out[c] = out[c].map(lambda v: float(bool(v)) if v is not None and not pd.isna(v) else float("nan"))
+    if "bitwise_equal" in out and "bitwise_partner" in rows:
+        # only promised bit-equality is judged (gate rule 3); the rest is a machine observation
+        out.loc[rows["bitwise_partner"].astype(str) == "", "bitwise_equal"] = float("nan")
     return out.drop_duplicates(list(KEY))
 
 

@@ -19,6 +19,7 @@ import pandas as pd
 
 from harness.baseline import InputError, RunData, atomic_write_text, load_baseline, load_run
 from harness.gate import GateConfig, GateResult, describe_key, gate
+from harness.results import measured_rows
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +155,7 @@ def _inline_html(text: str) -> str:
 
 
 def _live(rows: pd.DataFrame) -> pd.DataFrame:
-    return rows[~rows["error"].astype(str).str.lower().str.contains("skip")]
+    return measured_rows(rows)
 
 
 def summary_section(run: RunData) -> Section:

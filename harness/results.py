@@ -4,14 +4,21 @@ GB/s and % of peak are computed here and nowhere else: ``gbps = model_bytes / p5
 workload's analytic minimum traffic over the median latency) and ``pct_of_peak`` against the
 copy bandwidth measured at the start of the same run (``env.json: peak_gbps_measured``).
 
-Row status convention: ``status`` is ``"ok"``, ``"fail"`` or ``"skipped"``. A skipped row (a
-backend that is not available here) has ``ok=True`` and ``error="skipped: <reason>"`` and no
-latency; a failed row has ``ok=False`` and the reason in ``error``.
+Row status convention: ``status`` is a :class:`Status` (``"ok"``, ``"fail"`` or ``"skipped"``).
+A skipped row (a backend that is not available here) has ``ok=True`` and
+``error="skipped: <reason>"`` and no latency; a failed row has ``ok=False`` and the reason in
+``error``. Readers filter on ``status`` (:func:`measured_rows`), never on words in ``error``.
+
+``bitwise_partner`` names the variant a row promises to match bit for bit (``cleanpass`` and
+``vllm`` against ``lowered``: the pass may not change a single bit). That promise is a property
+of our code and holds on every machine; other rows' ``bitwise_equal`` is an observation that
+depends on the CPU's vector units (eager aten kernels vs generated code).
 """
 from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import enum
 import json
 import math
 import os
@@ -28,6 +35,14 @@ SAMPLE_COLUMNS = ["workload", "variant", "dtype", "num_tokens", "hidden", "devic
                   "block", "sample_us"]
 
 
+class Status(str, enum.Enum):
+    """A row's outcome; stored as its string value."""
+
+    OK = "ok"
+    FAIL = "fail"
+    SKIPPED = "skipped"
+
+
 @dataclass
 class Row:
     """One (workload, shape, dtype, variant) result. Unmeasured numbers stay None/NaN."""
@@ -41,7 +56,7 @@ class Row:
     device: str = "cpu"
     device_name: str = ""
     suite: str = ""
-    status: str = "ok"
+    status: str = Status.OK.value
     ok: bool = True
     error: str = ""
     numerics: str = ""
@@ -59,6 +74,7 @@ class Row:
     launch_us_p80: float = math.nan
     max_abs_err: float = math.nan
     bitwise_equal: bool | None = None
+    bitwise_partner: str = ""
     compile_s: float = math.nan
     block_count: int = 0
     reps: int = 0
@@ -67,13 +83,13 @@ class Row:
     def fail(self, reason: str) -> "Row":
         """Mark failed, keeping the first reason and appending later ones."""
         self.ok = False
-        self.status = "fail"
+        self.status = Status.FAIL.value
         self.error = f"{self.error}; {reason}" if self.error else reason
         return self
 
     def skip(self, reason: str) -> "Row":
         self.ok = True
-        self.status = "skipped"
+        self.status = Status.SKIPPED.value
         self.error = f"skipped: {reason}"
         return self
 
@@ -126,9 +142,27 @@ def normalize_frame(df: pd.DataFrame) -> pd.DataFrame:
     df["ok"] = df["ok"].astype(bool)
     for c in ("num_tokens", "hidden", "block_count", "reps"):
         df[c] = df[c].astype("int64")
-    for c in ("error", "model", "numerics", "device_name", "suite", "status", "timer"):
+    for c in ("error", "model", "numerics", "device_name", "suite", "status", "timer",
+              "bitwise_partner"):
         df[c] = df[c].fillna("").astype(str)
     return df.reset_index(drop=True)
+
+
+def with_status(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows with a ``status`` column; files written before it existed get it derived once, here."""
+    if "status" in rows.columns:
+        return rows
+    rows = rows.copy()
+    legacy_skip = rows["error"].fillna("").astype(str).str.startswith("skipped:")
+    ok = rows["ok"].fillna(False).astype(bool)
+    rows["status"] = [Status.SKIPPED.value if s else (Status.OK.value if o else Status.FAIL.value)
+                      for s, o in zip(legacy_skip, ok)]
+    return rows
+
+
+def measured_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows that ran (ok or failed): everything but ``status == skipped``."""
+    return rows[with_status(rows)["status"] != Status.SKIPPED.value]
 
 
 def samples_frame(records: Sequence[dict]) -> pd.DataFrame:

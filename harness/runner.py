@@ -232,6 +232,7 @@ def _bitwise(live: dict[str, _Live]) -> None:
         partner = validate.BITWISE_PARTNER.get(n)
         bitwise_ok = None
         if partner is not None and partner in live and live[partner].outputs:
+            lv.row.bitwise_partner = partner
             diff = validate.bitwise_diff(lv.outputs, live[partner].outputs)
             bitwise_ok = diff == ""
             if not bitwise_ok:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
-from typing import Sequence, TypeVar
+from typing import Callable, Sequence, TypeVar
 
 import pandas as pd
 
@@ -52,11 +52,13 @@ def shard_cases(cases: Sequence[C], k: int, n: int, group_of=lambda c: c.group_k
     return [c for c in cases if owner[group_of(c)] == k - 1]
 
 
-def merge_runs(dirs: Sequence[str | Path], out: Path) -> Path:
+def merge_runs(dirs: Sequence[str | Path], out: Path | Callable[[], Path]) -> Path:
     """Join shard run directories into a new run directory ``out``.
 
     Refuses duplicates (the same row key in two shards) and mixed devices (GPU models):
-    a merged run must be one comparable measurement.
+    a merged run must be one comparable measurement. ``out`` may be a function that creates
+    the directory: it is called only once the inputs were read and checked, so a failed merge
+    leaves no empty run directory behind.
     """
     if not dirs:
         raise ValueError("merge needs at least one run directory")
@@ -92,5 +94,6 @@ def merge_runs(dirs: Sequence[str | Path], out: Path) -> Path:
     # gbps/pct_of_peak of each shard used its own measured peak; recompute against the merged one
     results["pct_of_peak"] = [res.pct_of_peak(g, env["peak_gbps_measured"]) for g in results["gbps"]]
     extra = {"samples_launch.parquet": pd.concat(launch, ignore_index=True)} if launch else None
+    out = out() if callable(out) else out
     res.write_run(out, results, pd.concat(samples, ignore_index=True), env, extra=extra)
     return out

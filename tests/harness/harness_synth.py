@@ -1,5 +1,5 @@
-"""Synthetic run directories in the interfaces.md "harness results" format, for gate,
-baseline, nightly and report tests (no compilation, no timing: fast and deterministic)."""
+"""Synthetic run directories in the results format (README, "Results"), for gate, baseline,
+nightly and report tests (no compilation, no timing: fast and deterministic)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from harness.validate import BITWISE_PARTNER
 
 H100 = "NVIDIA H100 80GB HBM3"
 VARIANTS = ("eager", "native", "lowered", "vllm", "cleanpass", "ideal")
@@ -51,7 +53,8 @@ def make_rows(
                             latency_us_p50=lat, latency_us_p20=lat * 0.98, latency_us_p80=lat * 1.03,
                             gbps=gbps, pct_of_peak=100 * gbps / peak_gbps,
                             max_abs_err=0.0 if var != "eager" else 0.0078,
-                            bitwise_equal=True, ok=True, error="", model="llama-3.1-8b",
+                            bitwise_equal=True, bitwise_partner=BITWISE_PARTNER.get(var, ""),
+                            ok=True, status="ok", error="", model="llama-3.1-8b",
                             device_name=device_name, suite=suite, compile_s=1.2, block_count=40,
                         )
                     )

@@ -109,6 +109,7 @@ def test_skipped_rows_are_ignored(tmp_path):
 
     def skip_and_break(rows):
         sel = _sel(rows)
+        rows.loc[sel, "status"] = "skipped"
         rows.loc[sel, "error"] = "skipped: triton not available"
         rows.loc[sel, "clones_after"] = 5
         rows.loc[sel, "ok"] = False

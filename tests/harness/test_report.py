@@ -76,7 +76,7 @@ def test_report_survives_rows_without_latency(tmp_path):
     rows = make_rows(device="cpu", device_name="cpu")
     rows["latency_us_p50"] = float("nan")
     rows["gbps"] = float("nan")
-    rows.loc[0, "error"] = "skipped: no triton"
+    rows.loc[0, ["status", "error"]] = ["skipped", "skipped: no triton"]
     run = synth_run(tmp_path / "r", rows=rows, device="cpu", device_name="cpu")
     paths = build_report(load_run(run), run)
     assert {p.name for p in paths.figures} == {"clones_bytes_removed.png"}

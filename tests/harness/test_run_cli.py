@@ -47,11 +47,13 @@ def test_run_then_shards_then_merge_from_the_command_line(tmp_path, monkeypatch,
                                   full[key].sort_values(key).reset_index(drop=True))
 
 
-def test_bad_arguments_fail_clearly(tmp_path, capsys):
+def test_bad_arguments_fail_clearly(tmp_path, capsys, monkeypatch):
     assert cli.main(["run", "--device", "cpu", "--workloads", "nope", "--out", str(tmp_path / "x")]) == 2
     assert "unknown workloads" in capsys.readouterr().err
     assert cli.main(["run", "--device", "cpu", "--shard", "3/2", "--out", str(tmp_path / "y")]) == 2
+    monkeypatch.chdir(tmp_path)
     assert cli.main(["merge", str(tmp_path / "missing")]) == 2
+    assert not (tmp_path / "results").exists(), "a failed merge must not leave a run directory"
 
 
 def test_an_interrupted_run_writes_the_cases_that_finished(tmp_path):

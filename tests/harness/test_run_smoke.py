@@ -45,6 +45,15 @@ def test_columns_and_types(run):
         assert str(df[c].dtype) == "Int64", c
 
 
+def test_rows_record_which_bit_equality_they_promise(run):
+    """The gate fails only promised bit-equality (rule 3); the runner records the promise."""
+    df = run.results
+    ran = df[df["status"] != results.Status.SKIPPED.value]
+    promised = ran.set_index("variant")["bitwise_partner"]
+    assert set(promised.loc[["cleanpass", "vllm"]]) == {"lowered"}
+    assert set(promised.drop(["cleanpass", "vllm"])) == {""}
+
+
 def test_every_variant_but_the_reference_pass_is_ok(run):
     """vllm is the reference pass with known holes: its failures are findings; nothing else fails."""
     df = run.results
