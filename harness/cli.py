@@ -1,42 +1,33 @@
-"""``python -m harness <command>``: the only harness module that prints.
+"""``python -m harness <command>``: every subcommand, the only argparse user and the only printer.
 
-Each subcommand is registered by one small function ``add_<name>(subparsers)`` that adds its
-parser and sets ``func``; ``func(args)`` returns an exit code or ``(exit code, lines)``, and
-this module prints the lines. Other modules add theirs without editing this file: a module
-listed in ``EXTENSIONS`` that defines ``add_cli(subparsers)`` is registered automatically when
-it exists (``harness.gate``, ``harness.baseline``,
-``harness.nightly``, ``harness.report``). To add one by hand, append its function to
-``COMMANDS``.
+The stages below it are libraries: ``harness.run`` measures and writes a run directory,
+``harness.store`` reads and writes runs and baselines, ``harness.judge`` turns stored runs into
+findings (pure), ``harness.report`` formats them. Each command here parses its flags, calls
+those, prints, and returns the exit code. ``nightly`` is a composition: run + judge + report.
+
+Exit codes: 0 pass; 1 failed rows (``run``) or a regression (``gate``, ``nightly``); 2 bad
+arguments or unusable input; 130 interrupted before any case finished (``run``).
 """
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
+import signal
 import sys
 import time
-from typing import Callable, Sequence
+from pathlib import Path
+from typing import Sequence
 
-log = logging.getLogger(__name__)
+from harness.judge import gate as gatemod
+from harness.judge import trend as trendmod
+from harness.judge.stats import DEFAULT_BOOTSTRAP, DEFAULT_CONFIDENCE
+from harness.report import document, summary
+from harness.run import api
+from harness.run import env as envmod
+from harness.store import baseline, results, shard
+from harness.store.baseline import InputError
 
-EXTENSIONS = ("harness.gate", "harness.baseline", "harness.nightly", "harness.report")
-
-
-# ---- run ---------------------------------------------------------------------------------
-
-def add_run(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("run", help="run a benchmark suite and write a run directory")
-    p.add_argument("--suite", choices=("smoke", "default", "nightly"), default="smoke")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    p.add_argument("--workloads", nargs="+", metavar="NAME", help="only these workloads")
-    p.add_argument("--dtypes", nargs="+", metavar="DTYPE", help="only these dtypes (bfloat16, float16, float32)")
-    p.add_argument("--tokens", nargs="+", type=int, metavar="N", help="token counts instead of the suite's")
-    p.add_argument("--variants", nargs="+", metavar="NAME", help="only these variants")
-    p.add_argument("--shard", metavar="K/N", help="run only shard K of N of the case matrix")
-    p.add_argument("--out", metavar="DIR", help="run directory (default results/runs/<utc>_<commit>/)")
-    p.add_argument("--results-root", default="results/runs", help=argparse.SUPPRESS)
-    p.add_argument("--no-progress", action="store_true", help="no progress line")
-    p.set_defaults(func=cmd_run)
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def _split(values: Sequence[str] | None) -> list[str] | None:
@@ -45,6 +36,13 @@ def _split(values: Sequence[str] | None) -> list[str] | None:
         return None
     return [v for item in values for v in str(item).split(",") if v]
 
+
+def _say(lines: Sequence[str]) -> None:
+    for line in lines:
+        print(line)
+
+
+# ---- run ---------------------------------------------------------------------------------
 
 class ProgressLine:
     """A one-line progress bar on stderr (a plain line per case when not a terminal)."""
@@ -73,7 +71,6 @@ class ProgressLine:
 
 def _sigterm_as_interrupt() -> None:
     """``timeout``/schedulers send SIGTERM: turn it into KeyboardInterrupt so finished rows get written."""
-    import signal
 
     def handler(signum, frame):  # noqa: ANN001
         raise KeyboardInterrupt(f"signal {signum}")
@@ -83,11 +80,23 @@ def _sigterm_as_interrupt() -> None:
         pass
 
 
+def add_run(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="run a benchmark suite and write a run directory")
+    p.add_argument("--suite", choices=("smoke", "default", "nightly"), default="smoke")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--workloads", nargs="+", metavar="NAME", help="only these workloads")
+    p.add_argument("--dtypes", nargs="+", metavar="DTYPE", help="only these dtypes (bfloat16, float16, float32)")
+    p.add_argument("--tokens", nargs="+", type=int, metavar="N", help="token counts instead of the suite's")
+    p.add_argument("--variants", nargs="+", metavar="NAME", help="only these variants")
+    p.add_argument("--shard", metavar="K/N", help="run only shard K of N of the case matrix")
+    p.add_argument("--out", metavar="DIR", help="run directory (default results/runs/<utc>_<commit>/)")
+    p.add_argument("--results-root", default="results/runs", help=argparse.SUPPRESS)
+    p.add_argument("--no-progress", action="store_true", help="no progress line")
+    p.set_defaults(func=cmd_run)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    from harness import api, summary
-
     _sigterm_as_interrupt()
-
     try:
         result = api.run(suite=args.suite, device=args.device, workloads=_split(args.workloads),
                          dtypes=_split(args.dtypes), tokens=args.tokens, variants=_split(args.variants),
@@ -95,10 +104,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                          progress=ProgressLine(enabled=not args.no_progress))
     except (ValueError, KeyError, FileExistsError, RuntimeError) as e:
         print(f"harness run: {e}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("harness run: interrupted before any case finished", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     df = result.results
     if result.env.get("interrupted"):
         print("harness run: INTERRUPTED; the run directory holds the cases that finished", file=sys.stderr)
@@ -116,8 +125,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     # vllm is the reference pass with known holes: its failures are findings, not run failures
     real = failed[failed["variant"] != "vllm"]
     if result.env.get("interrupted"):
-        return 130
-    return 1 if len(real) else 0
+        return EXIT_INTERRUPTED
+    return EXIT_FAIL if len(real) else EXIT_OK
 
 
 # ---- merge -------------------------------------------------------------------------------
@@ -130,61 +139,203 @@ def add_merge(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
-    from harness import env as envmod, results, shard
-
     try:
         out = shard.merge_runs(args.dirs, lambda: (
             results.claim_out_dir(args.out) if args.out
             else results.new_run_dir("results/runs", envmod.git_commit()[0])))
     except (ValueError, FileExistsError, FileNotFoundError) as e:
         print(f"harness merge: {e}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     df = results.read_run(out)[0]
     print(f"merged {len(args.dirs)} runs, {len(df)} rows -> {out}")
-    return 0
+    return EXIT_OK
+
+
+# ---- gate --------------------------------------------------------------------------------
+
+def add_gate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "gate", help="gate a run against a baseline (exit 0 pass, 1 regression, 2 unusable input)"
+    )
+    p.add_argument("--baseline", required=True, type=Path, help="baseline parquet file")
+    p.add_argument("--run", required=True, type=Path, help="run directory")
+    p.add_argument("--threshold", type=float, default=gatemod.GateConfig.threshold,
+                   help="relative latency limit (0.05 = 5%%)")
+    p.add_argument("--floor-us", type=float, default=gatemod.GateConfig.floor_us,
+                   help="absolute latency floor, microseconds")
+    p.add_argument("--confidence", type=float, default=DEFAULT_CONFIDENCE)
+    p.add_argument("--bootstrap", type=int, default=DEFAULT_BOOTSTRAP, help="bootstrap resamples")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--latency-on-cpu", action="store_true", help="also gate latency when both sides are CPU")
+    p.add_argument("--confirm-run", type=Path, metavar="DIR",
+                   help="a rerun of the same code: a latency regression counts only if it regresses there too")
+    p.add_argument("--partial", action="store_true",
+                   help="the run covers part of the suite: baseline rows it lacks are notes, not regressions")
+    p.add_argument("--quiet-notes", action="store_true", help="do not print NOTE lines")
+    p.set_defaults(func=cmd_gate)
+
+
+def gate_config(args: argparse.Namespace) -> gatemod.GateConfig:
+    return gatemod.GateConfig(threshold=args.threshold, floor_us=args.floor_us,
+                              confidence=args.confidence, n_boot=args.bootstrap, seed=args.seed,
+                              latency_on_cpu=args.latency_on_cpu, partial=args.partial)
+
+
+def cmd_gate(args: argparse.Namespace) -> int:
+    try:
+        base = baseline.load_baseline(args.baseline)
+        run = baseline.load_run(args.run)
+        config = gate_config(args)
+        result = gatemod.gate(base, run, config)
+        if args.confirm_run is not None:
+            result = gatemod.confirm(result, gatemod.gate(base, baseline.load_run(args.confirm_run), config))
+    except InputError as exc:
+        print(f"ERROR unusable input: {exc}")
+        return gatemod.EXIT_UNUSABLE
+    _say(f.line() for f in result.findings
+         if not (args.quiet_notes and f.level is gatemod.Level.NOTE))
+    print(result.summary())
+    return result.exit_code
+
+
+# ---- baseline ----------------------------------------------------------------------------
+
+def add_baseline(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "baseline", help="write a baseline file (rows + raw samples + env) from a run directory"
+    )
+    p.add_argument("--run", required=True, type=Path, help="run directory to freeze")
+    p.add_argument("--out", required=True, type=Path, help="baseline parquet to write")
+    p.add_argument("--force", action="store_true", help="replace an existing baseline file")
+    p.set_defaults(func=cmd_baseline)
+
+
+def cmd_baseline(args: argparse.Namespace) -> int:
+    try:
+        run = baseline.load_run(args.run)
+        out = baseline.write_baseline(run, args.out, force=args.force)
+    except (InputError, FileExistsError) as exc:
+        print(f"ERROR {exc}")
+        return EXIT_USAGE
+    print(f"baseline {out}: {len(run.rows)} rows, {len(run.samples)} block samples, "
+          f"device {run.device} ({run.device_name})")
+    return EXIT_OK
+
+
+# ---- report ------------------------------------------------------------------------------
+
+def add_report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="write report.md and report.html for a run directory")
+    p.add_argument("--run", required=True, type=Path, help="run directory")
+    p.add_argument("--against", type=Path, help="baseline parquet to compare with")
+    p.add_argument("--out", type=Path, help="folder for the report (default: the run directory)")
+    p.set_defaults(func=cmd_report)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    try:
+        run = baseline.load_run(args.run)
+        against = baseline.load_baseline(args.against) if args.against else None
+        paths = document.build_report(run, args.out or args.run, against=against)
+    except InputError as exc:
+        print(f"ERROR unusable input: {exc}")
+        return EXIT_USAGE
+    print(f"wrote {paths.markdown}")
+    print(f"wrote {paths.html} ({len(paths.figures)} figures)")
+    return EXIT_OK
+
+
+# ---- nightly: run + judge + report -------------------------------------------------------
+
+def add_nightly(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "nightly", help="run the nightly suite, compare with recent runs on this GPU model, report"
+    )
+    p.add_argument("--history", type=Path, help="folder of earlier nightly run directories")
+    p.add_argument("--run", type=Path, help="judge this existing run directory (e.g. merged shards) "
+                   "instead of running the suite")
+    p.add_argument("--shard", metavar="K/N", help="only run shard K of N into --out; no comparison")
+    p.add_argument("--out", type=Path, help="run directory to write (default: a new one in --history)")
+    p.add_argument("--suite", default="nightly", choices=("smoke", "default", "nightly"))
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--workloads", nargs="+", metavar="NAME", help="only these workloads")
+    p.add_argument("--window", type=int, default=trendmod.TrendConfig.window, help="runs in the median")
+    p.add_argument("--min-history", type=int, default=trendmod.TrendConfig.min_history)
+    p.add_argument("--threshold", type=float, default=trendmod.TrendConfig.threshold)
+    p.add_argument("--floor-us", type=float, default=trendmod.TrendConfig.floor_us)
+    p.set_defaults(func=cmd_nightly)
+
+
+def _nightly_run(args: argparse.Namespace) -> Path:
+    """Measure: the suite into ``--out`` or a new run directory inside ``--history``."""
+    out = args.out
+    if out is None:
+        out = results.new_run_dir(args.history, envmod.git_commit()[0])
+    result = api.run(suite=args.suite, device=args.device, workloads=_split(args.workloads),
+                     shard=args.shard, out=out)
+    return Path(result.run_dir)
+
+
+def nightly_judge(run_dir: Path, history: Path,
+                  config: trendmod.TrendConfig) -> tuple[trendmod.TrendResult, Path]:
+    """Judge a stored run against ``history``, then write ``trend.csv`` and the report into it."""
+    run = baseline.load_run(run_dir)
+    if run.env.get("shard"):
+        raise InputError(f"{run_dir} is shard {run.env['shard']}: merge the shards first")
+    result = trendmod.trend(run, trendmod.discover_history(history, run), config)
+    baseline.atomic_write_text(Path(run_dir) / "trend.csv", result.table.to_csv(index=False))
+    paths = document.build_report(
+        run, run_dir, extra=[document.trend_section(result, config)],
+        title=f"cleanpass nightly: {run.device_name or run.device} ({run.env.get('utc', '')})")
+    return result, paths.html
+
+
+def cmd_nightly(args: argparse.Namespace) -> int:
+    if args.shard:
+        if args.out is None:
+            print("ERROR --shard needs --out (a shard is merged before it is judged)")
+            return EXIT_USAGE
+        run_dir = _nightly_run(args)
+        print(f"shard {args.shard} written to {run_dir}; merge the shards, then "
+              f"`nightly --history DIR --run MERGED`")
+        return EXIT_OK
+    if args.history is None:
+        print("ERROR --history is required")
+        return EXIT_USAGE
+    config = trendmod.TrendConfig(args.window, args.min_history, args.threshold, args.floor_us)
+    try:
+        run_dir = args.run if args.run is not None else _nightly_run(args)
+        result, page = nightly_judge(run_dir, args.history, config)
+    except (InputError, FileExistsError, ValueError) as exc:
+        print(f"ERROR {exc}")
+        return EXIT_USAGE
+    _say(f.line() for f in result.findings)
+    n_reg = sum(f.level is gatemod.Level.REGRESSION for f in result.findings)
+    n_warn = sum(f.level is gatemod.Level.WARN for f in result.findings)
+    print(f"nightly {'FAIL' if n_reg else 'PASS'}: {n_reg} regressions, {n_warn} first-night "
+          f"warnings against {len(result.history_used)} earlier runs; report {page}")
+    return result.exit_code
 
 
 # ---- wiring ------------------------------------------------------------------------------
 
-COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [add_run, add_merge]
-
-
-def _extension_commands() -> list[Callable[[argparse._SubParsersAction], None]]:
-    found = []
-    for name in EXTENSIONS:
-        try:
-            mod = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name != name:
-                log.warning("cannot import %s: %s", name, e)
-            continue
-        except Exception as e:  # noqa: BLE001 - a broken extension must not break `run`
-            log.warning("cannot import %s: %s", name, e)
-            continue
-        add = getattr(mod, "add_cli", None)
-        if callable(add):
-            found.append(add)
-    return found
+COMMANDS = (add_run, add_merge, add_gate, add_baseline, add_report, add_nightly)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m harness", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m harness",
+        description="cleanpass benchmark harness: measure (run, merge), judge (gate, nightly), "
+                    "store (baseline), report.")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="-v info, -vv debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in COMMANDS + _extension_commands():
+    for add in COMMANDS:
         add(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     level = logging.WARNING if args.verbose == 0 else logging.INFO if args.verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    out = args.func(args)
-    if isinstance(out, tuple):  # (exit code, lines): gate/baseline/nightly/report leave printing here
-        code, lines = out
-        for line in lines:
-            print(line)
-        return int(code)
-    return int(out or 0)
+    return int(args.func(args))

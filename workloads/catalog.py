@@ -76,7 +76,7 @@ class Workload(abc.ABC):
     # Variants known to compute wrong results here (the reference policy's holes): harness rows
     # for them are expected to fail validation.
     expected_wrong: tuple[str, ...] = ()
-    # How much wider than the one-op dtype tolerance (harness.validate.TOLERANCES) this
+    # How much wider than the one-op dtype tolerance (harness.run.validate.TOLERANCES) this
     # workload's error against float64 may grow: deeper chains of low-precision ops round more.
     tolerance_scale: float = 1.0
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.validate import BITWISE_PARTNER
+from harness.run.validate import BITWISE_PARTNER
 
 H100 = "NVIDIA H100 80GB HBM3"
 VARIANTS = ("eager", "native", "lowered", "vllm", "cleanpass", "ideal")

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness.gate import DTYPE_SHORT
+from harness.judge.gate import DTYPE_SHORT
 
 pytestmark = pytest.mark.slow
 

@@ -15,6 +15,6 @@ WORKLOAD = DonatedChain(
     suite_shapes=SHAPES,
     suite_dtypes=DTYPES,
     expected_clones={"lowered": (2 * LAYERS, 2 * LAYERS), "vllm": (2 * LAYERS, 0), "cleanpass": (2 * LAYERS, 0)},
-    # bf16 error grows through the layers; measured on an H100 (see harness.validate)
+    # bf16 error grows through the layers; measured on an H100 (see harness.run.validate)
     tolerance_scale=8.0,
 )

@@ -131,6 +131,6 @@ WORKLOAD = LlamaBlock(
     },
     suite_dtypes={"nightly": [torch.bfloat16]},
     expected_clones={"lowered": (10, 10), "vllm": (10, 6), "cleanpass": (10, 6)},
-    # bf16 error grows through the layers; measured on an H100 (see harness.validate)
+    # bf16 error grows through the layers; measured on an H100 (see harness.run.validate)
     tolerance_scale=6.0,
 )

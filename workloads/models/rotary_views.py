@@ -11,6 +11,6 @@ WORKLOAD = RotaryViews(
     suite_shapes=SHAPES,
     suite_dtypes=DTYPES,
     expected_clones={"lowered": (2, 2), "vllm": (2, 1), "cleanpass": (2, 1)},
-    # bf16 error grows through the layers; measured on an H100 (see harness.validate)
+    # bf16 error grows through the layers; measured on an H100 (see harness.run.validate)
     tolerance_scale=4.0,
 )

@@ -18,6 +18,6 @@ WORKLOAD = RotaryViewsBaseRead(
     suite_dtypes=DTYPES,
     expected_clones={"lowered": (2, 2), "vllm": (2, 1), "cleanpass": (2, 2)},
     expected_wrong=("vllm",),
-    # bf16 error grows through the layers; measured on an H100 (see harness.validate)
+    # bf16 error grows through the layers; measured on an H100 (see harness.run.validate)
     tolerance_scale=4.0,
 )

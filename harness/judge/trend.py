@@ -1,0 +1,190 @@
+"""The nightly trend rule: judge one run against earlier runs of the same GPU model. Pure.
+
+Per row key and metric, on runs of the **same GPU model** and suite only (a GPU's single run is
+noisy; its recent median is not):
+
+1. The *reference* of a run is the median of that metric over the last ``window`` earlier
+   runs (at least ``min_history`` of them, or the metric is not judged: NOTE).
+2. A run *violates* when
+   - ``clones_after``, ``kernels`` or ``bytes_accessed`` is above its reference;
+   - ``ok`` or ``bitwise_equal`` is false where most reference runs had it true;
+   - ``latency_us_p50`` is above ``reference * (1 + threshold)`` and by more than ``floor_us``.
+3. A violation in tonight's run alone is a WARN; tonight's and the previous run's together
+   (the previous one judged against *its* own window) are a REGRESSION, and the exit code
+   is 1. One noisy night never pages anyone; a real regression pages on the second night.
+
+History layout: ``DIR/<run dir>/`` each with ``env.json`` and ``results.parquet`` (what
+``harness run`` and ``harness merge`` write). ``python -m harness nightly`` (``harness.cli``)
+composes the job: run the suite into ``DIR``, judge it here, write ``trend.csv`` and the report.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from harness.judge.gate import Finding, GateConfig, Level
+from harness.store.baseline import KEY, InputError, RunData, load_run
+from harness.store.results import measured_rows
+
+log = logging.getLogger(__name__)
+
+GROW_METRICS = ("clones_after", "kernels", "bytes_accessed")
+FLAG_METRICS = ("ok", "bitwise_equal")
+LATENCY = "latency_us_p50"
+
+
+@dataclass(frozen=True)
+class TrendConfig:
+    window: int = 7
+    min_history: int = 3
+    threshold: float = 0.05
+    floor_us: float = GateConfig.floor_us
+
+
+@dataclass
+class TrendResult:
+    findings: list[Finding]
+    history_used: list[str]
+    table: pd.DataFrame  # one line per violation: key, metric, value, reference, prev verdict
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if any(f.level is Level.REGRESSION for f in self.findings) else 0
+
+
+def _utc(run: RunData) -> pd.Timestamp:
+    ts = pd.to_datetime(run.env.get("utc"), utc=True, errors="coerce")
+    return ts if not pd.isna(ts) else pd.Timestamp.min.tz_localize("UTC")
+
+
+def discover_history(history: Path | str, like: RunData) -> list[RunData]:
+    """Complete, unsharded runs in ``history`` of the same device model and suite as ``like``,
+    oldest first; ``like`` itself is left out."""
+    history = Path(history)
+    found: list[RunData] = []
+    if not history.is_dir():
+        return found
+    this = Path(like.source).resolve() if like.source else None
+    for sub in sorted(p for p in history.iterdir() if p.is_dir()):
+        if this is not None and sub.resolve() == this:
+            continue
+        if not (sub / "env.json").is_file() or not (sub / "results.parquet").is_file():
+            continue
+        try:
+            run = load_run(sub)
+        except InputError as exc:
+            log.warning("history: skipping %s: %s", sub, exc)
+            continue
+        if run.env.get("shard"):
+            continue  # a partial run: merge shards first
+        if (run.device, run.device_name, run.env.get("suite")) != (
+            like.device, like.device_name, like.env.get("suite")
+        ):
+            continue
+        found.append(run)
+    return sorted(found, key=_utc)
+
+
+def _long(run: RunData) -> pd.DataFrame:
+    """Key columns + the judged metrics of the usable rows of one run."""
+    rows = measured_rows(run.rows)
+    cols = [c for c in GROW_METRICS + FLAG_METRICS + (LATENCY,) if c in rows.columns]
+    out = rows[list(KEY) + cols].copy()
+    for c in GROW_METRICS + (LATENCY,):
+        if c in out:
+            out[c] = pd.to_numeric(out[c], errors="coerce").astype("float64")
+    for c in FLAG_METRICS:
+        if c in out:
+            out[c] = out[c].map(lambda v: float(bool(v)) if v is not None and not pd.isna(v) else float("nan"))
+    if "bitwise_equal" in out and "bitwise_partner" in rows:
+        # only promised bit-equality is judged (gate rule 3); the rest is a machine observation
+        out.loc[rows["bitwise_partner"].astype(str) == "", "bitwise_equal"] = float("nan")
+    return out.drop_duplicates(list(KEY))
+
+
+def violations(run: RunData, window: list[RunData], config: TrendConfig) -> pd.DataFrame:
+    """Rule 1-2: the violations of ``run`` against the median of ``window``.
+
+    Returns columns KEY + metric, value, reference, n_ref."""
+    cols = list(KEY) + ["metric", "value", "reference", "n_ref"]
+    if not window:
+        return pd.DataFrame(columns=cols)
+    ref_frame = pd.concat([_long(r) for r in window], ignore_index=True)
+    metrics = [c for c in ref_frame.columns if c not in KEY]
+    ref = ref_frame.groupby(list(KEY), dropna=False)[metrics].median()
+    counts = ref_frame.groupby(list(KEY), dropna=False)[metrics].count()
+    cur = _long(run).set_index(list(KEY))
+    out = []
+    for metric in metrics:
+        if metric not in cur.columns:
+            continue
+        joined = pd.DataFrame({"value": cur[metric]}).join(
+            pd.DataFrame({"reference": ref[metric], "n_ref": counts[metric]}), how="inner"
+        )
+        joined = joined[joined["n_ref"] >= config.min_history].dropna(subset=["value", "reference"])
+        if metric in GROW_METRICS:
+            bad = joined["value"] > joined["reference"]
+        elif metric in FLAG_METRICS:
+            bad = (joined["reference"] >= 0.5) & (joined["value"] < 0.5)
+        else:
+            bad = (joined["value"] > joined["reference"] * (1 + config.threshold)) & (
+                joined["value"] - joined["reference"] > config.floor_us
+            )
+        sel = joined[bad].reset_index()
+        sel["metric"] = metric
+        out.append(sel)
+    if not out:
+        return pd.DataFrame(columns=cols)
+    return pd.concat(out, ignore_index=True)[cols]
+
+
+def trend(run: RunData, history: list[RunData], config: TrendConfig | None = None) -> TrendResult:
+    """Rule 3: tonight's violations, confirmed by the previous run's, over ``history``
+    (earlier runs of the same device model and suite, oldest first)."""
+    config = config or TrendConfig()
+    earlier = [r for r in history if _utc(r) < _utc(run)]
+    findings: list[Finding] = []
+    if len(earlier) < config.min_history:
+        findings.append(
+            Finding(
+                Level.NOTE, None,
+                f"only {len(earlier)} earlier runs on {run.device_name or run.device}",
+                reason=f"the trend needs {config.min_history}; nothing judged tonight",
+            )
+        )
+    now = violations(run, earlier[-config.window:], config)
+    prev = (
+        violations(earlier[-1], earlier[:-1][-config.window:], config)
+        if earlier
+        else now.iloc[0:0]
+    )
+    prev_keys = {tuple(r) for r in prev[list(KEY) + ["metric"]].itertuples(index=False, name=None)}
+    table = now.copy()
+    table["previous_run_violated"] = [
+        tuple(r) in prev_keys for r in now[list(KEY) + ["metric"]].itertuples(index=False, name=None)
+    ]
+    for rec in table.to_dict("records"):
+        key = tuple(rec[c] for c in KEY)
+        metric = rec["metric"]
+        value, ref = rec["value"], rec["reference"]
+        if metric in FLAG_METRICS:
+            value, ref = bool(value), "true"
+        why = f"median of the last {int(rec['n_ref'])} runs is {_fmt_ref(ref)}"
+        if rec["previous_run_violated"]:
+            level, why = Level.REGRESSION, f"{why}; second night in a row"
+        else:
+            level, why = Level.WARN, f"{why}; first night: flagged if the next run agrees"
+        findings.append(Finding(level, key, metric, _fmt_ref(ref), value, why))
+    order = {Level.REGRESSION: 0, Level.WARN: 1, Level.NOTE: 2}
+    findings.sort(key=lambda f: order[f.level])
+    return TrendResult(findings, [r.source for r in earlier[-config.window:]], table)
+
+
+def _fmt_ref(value: object) -> object:
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else round(value, 3)
+    return value

@@ -1,0 +1,353 @@
+"""Run reports: ``report.md`` and ``report.html`` with pandas tables and PNG figures.
+
+This module only formats: numbers come from the run (results.parquet, env.json), from
+``harness.judge.gate`` (comparison with a baseline) and, for the nightly, from its trend findings
+passed in as extra sections. Figures go to ``<out>/figures/`` and are linked with relative
+paths, so a run directory can be copied or browsed as it is. Every file is written
+atomically.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from harness.judge.gate import GateConfig, GateResult, describe_key, gate
+from harness.judge.trend import TrendConfig, TrendResult
+from harness.store.baseline import RunData, atomic_write_text
+from harness.store.results import measured_rows
+
+log = logging.getLogger(__name__)
+
+FIG_DIR = "figures"
+
+
+def _figures():
+    """harness.report.figures, imported on first use: matplotlib costs seconds at import, and every
+    ``python -m harness`` command imports this module to register ``report``."""
+    from harness.report import figures
+
+    return figures
+NUMERIC_COLS = ["workload", "variant", "dtype", "num_tokens", "hidden", "max_abs_err",
+                "bitwise_equal", "ok", "error"]
+
+
+@dataclass
+class Section:
+    """One report section: prose, optional tables and optional figure (relative path)."""
+
+    title: str
+    text: str = ""
+    tables: list[tuple[str, pd.DataFrame]] = field(default_factory=list)
+    figure: str | None = None
+    figure_alt: str = ""
+
+
+@dataclass(frozen=True)
+class ReportPaths:
+    markdown: Path
+    html: Path
+    figures: tuple[Path, ...]
+
+
+# ---------------------------------------------------------------- formatting helpers
+
+
+def _cell(value: object) -> str:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return ""
+    if isinstance(value, float):
+        return f"{value:,.4g}" if abs(value) < 1e5 else f"{value:,.0f}"
+    return str(value)
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    """GitHub-flavoured markdown table (no tabulate dependency)."""
+    if frame.empty:
+        return "_(none)_"
+    cols = [str(c) for c in frame.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    for rec in frame.itertuples(index=False, name=None):
+        cells = [_cell(v).replace("|", "\\|").replace("\n", " ") for v in rec]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def html_table(frame: pd.DataFrame) -> str:
+    if frame.empty:
+        return "<p><em>(none)</em></p>"
+    return frame.to_html(index=False, border=0, classes="data", na_rep="",
+                         float_format=lambda v: f"{v:,.4g}")
+
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;
+max-width:1100px;color:#222;line-height:1.45;padding:0 1em}
+h1{font-size:1.6em;border-bottom:2px solid #ddd;padding-bottom:.3em}
+h2{font-size:1.25em;margin-top:1.8em;border-bottom:1px solid #eee}
+table.data{border-collapse:collapse;font-size:.82em;margin:.6em 0 1.2em}
+table.data th,table.data td{border:1px solid #ddd;padding:3px 8px;text-align:left;
+font-variant-numeric:tabular-nums}
+table.data th{background:#f4f4f4}
+table.data tr:nth-child(even) td{background:#fafafa}
+img.figure{max-width:100%;border:1px solid #eee;margin:.5em 0}
+.verdict-fail{color:#b00020;font-weight:bold}.verdict-pass{color:#1b7f2a;font-weight:bold}
+code{background:#f4f4f4;padding:0 3px}
+"""
+
+
+def render_markdown(title: str, sections: list[Section]) -> str:
+    out = [f"# {title}", ""]
+    for sec in sections:
+        out += [f"## {sec.title}", ""]
+        if sec.text:
+            out += [sec.text, ""]
+        if sec.figure:
+            out += [f"![{sec.figure_alt or sec.title}]({sec.figure})", ""]
+        for caption, table in sec.tables:
+            if caption:
+                out += [f"**{caption}**", ""]
+            out += [markdown_table(table), ""]
+    return "\n".join(out)
+
+
+def render_html(title: str, sections: list[Section]) -> str:
+    body = [f"<h1>{html.escape(title)}</h1>"]
+    for sec in sections:
+        body.append(f"<h2>{html.escape(sec.title)}</h2>")
+        if sec.text:
+            for para in sec.text.split("\n\n"):
+                body.append(f"<p>{_inline_html(para)}</p>")
+        if sec.figure:
+            alt = html.escape(sec.figure_alt or sec.title)
+            body.append(f'<img class="figure" src="{html.escape(sec.figure)}" alt="{alt}">')
+        for caption, table in sec.tables:
+            if caption:
+                body.append(f"<h3>{html.escape(caption)}</h3>")
+            body.append(html_table(table))
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<title>{html.escape(title)}</title><style>{CSS}</style></head>\n<body>\n"
+        + "\n".join(body)
+        + "\n</body></html>\n"
+    )
+
+
+def _inline_html(text: str) -> str:
+    """Escape, then render **bold** and `code` spans and keep line breaks (the only markup
+    the sections use)."""
+    parts = html.escape(text).split("`")
+    for i in range(1, len(parts), 2):
+        parts[i] = f"<code>{parts[i]}</code>"
+    for i in range(0, len(parts), 2):
+        bold = parts[i].split("**")
+        for j in range(1, len(bold), 2):
+            bold[j] = f"<strong>{bold[j]}</strong>"
+        parts[i] = "".join(bold)
+    return "".join(parts).replace("\n", "<br>")
+
+
+# ---------------------------------------------------------------- sections
+
+
+def _live(rows: pd.DataFrame) -> pd.DataFrame:
+    return measured_rows(rows)
+
+
+def summary_section(run: RunData) -> Section:
+    env = run.env
+    rows = run.rows
+    live = _live(rows)
+    keys = ["device", "device_name", "peak_gbps_measured", "suite", "torch", "triton", "cuda",
+            "driver", "commit", "dirty", "utc", "hostname"]
+    env_table = pd.DataFrame([(k, _cell(env.get(k))) for k in keys if k in env],
+                             columns=["field", "value"])
+    failing = int((~live["ok"].astype(bool)).sum())
+    text = (
+        f"{len(rows)} rows ({len(rows) - len(live)} skipped), "
+        f"{live['workload'].nunique()} workloads, variants: "
+        f"{', '.join(_figures().variant_order(live)) if not live.empty else 'none'}. "
+        f"{failing} rows failed validation."
+    )
+    return Section("Run", text, [("Environment", env_table)])
+
+
+def latency_section(run: RunData, fig_dir: Path, made: list[Path]) -> Section:
+    path = _figures().latency_vs_tokens(run.rows, fig_dir / "latency_vs_tokens.png")
+    live = _live(run.rows)
+    pivot = pd.DataFrame()
+    if not live.empty:
+        pivot = live.pivot_table(index=["workload", "dtype", "num_tokens", "hidden"],
+                                 columns="variant", values="latency_us_p50", aggfunc="median")
+        pivot = pivot[[v for v in _figures().variant_order(live) if v in pivot.columns]].reset_index()
+        pivot.columns.name = None
+    if path:
+        made.append(path)
+    return Section(
+        "Latency against token count",
+        "Median latency (microseconds) of each variant. At small token counts the win from "
+        "clone removal is the launch it saves; at large counts, the bytes.",
+        [("p50 latency (us) per variant", pivot)],
+        f"{FIG_DIR}/{path.name}" if path else None,
+        "latency p50 against tokens, per variant",
+    )
+
+
+def bandwidth_section(run: RunData, fig_dir: Path, made: list[Path]) -> Section:
+    peak = run.env.get("peak_gbps_measured")
+    try:
+        peak = float(peak) if peak is not None else None
+    except (TypeError, ValueError):
+        peak = None
+    path = _figures().bandwidth_roofline(run.rows, peak, fig_dir / "bandwidth_roofline.png")
+    live = _live(run.rows)
+    table = pd.DataFrame()
+    if not live.empty and "pct_of_peak" in live:
+        table = live.pivot_table(index=["workload", "dtype", "num_tokens"], columns="variant",
+                                 values="pct_of_peak", aggfunc="median")
+        table = table[[v for v in _figures().variant_order(live) if v in table.columns]].reset_index()
+        table.columns.name = None
+    if path:
+        made.append(path)
+    peak_txt = f"{peak:,.0f} GB/s" if peak else "not measured"
+    return Section(
+        "Bandwidth against the measured peak",
+        f"Achieved GB/s is the byte model divided by p50 latency; the roof is the copy "
+        f"bandwidth measured in the same run ({peak_txt}).",
+        [("% of measured peak", table)],
+        f"{FIG_DIR}/{path.name}" if path else None,
+        "achieved GB/s against bytes moved, with the measured peak",
+    )
+
+
+def removal_section(run: RunData, fig_dir: Path, made: list[Path]) -> Section:
+    path = _figures().clones_and_bytes_removed(run.rows, fig_dir / "clones_bytes_removed.png")
+    table = _figures().removal_table(run.rows)
+    if not table.empty:
+        table = table.assign(variant=table["variant"].astype(str),
+                             MB_removed=(table["bytes_removed"] / 1e6).round(3))
+        table = table.drop(columns=["bytes_removed"])
+    if path:
+        made.append(path)
+    return Section(
+        "Clones and bytes removed per workload",
+        "`lowered` keeps every protective clone; `vllm` and `cleanpass` remove what their "
+        "policy allows. Bytes removed are measured against `lowered` on the same shape.",
+        [("Summed over shapes and dtypes", table)],
+        f"{FIG_DIR}/{path.name}" if path else None,
+        "clones and bytes removed per workload",
+    )
+
+
+def numerics_section(run: RunData) -> Section:
+    live = _live(run.rows)
+    cols = [c for c in NUMERIC_COLS if c in live.columns]
+    verdicts = pd.DataFrame()
+    if not live.empty:
+        verdicts = live.groupby("variant").agg(
+            rows=("ok", "size"),
+            ok=("ok", lambda s: int(s.astype(bool).sum())),
+            bitwise_equal=("bitwise_equal", lambda s: int(s.fillna(False).astype(bool).sum())),
+            max_abs_err=("max_abs_err", "max"),
+        ).reset_index()
+        order = {v: i for i, v in enumerate(_figures().variant_order(live))}
+        verdicts = verdicts.sort_values("variant", key=lambda s: s.map(order))
+    failing = live[~live["ok"].astype(bool)][cols] if not live.empty else pd.DataFrame()
+    text = ("Every compiled variant is checked against a float64 reference and bit for bit "
+            "against the other variants. `ok` counts rows within tolerance.")
+    tables = [("Verdicts per variant", verdicts)]
+    tables.append(("Rows that failed validation", failing))
+    return Section("Numerics", text, tables)
+
+
+def comparison_section(result: GateResult, baseline: RunData, config: GateConfig,
+                       fig_dir: Path, made: list[Path]) -> Section:
+    verdict = "FAIL" if result.regressions else "PASS"
+    findings = pd.DataFrame(
+        [(f.level.value, describe_key(f.key) if f.key else "", f.metric, _cell(f.before),
+          _cell(f.after), f.reason) for f in result.findings],
+        columns=["level", "row", "metric", "baseline", "run", "why"],
+    )
+    path = _figures().latency_ratio_forest(result.latency, config.threshold,
+                                        fig_dir / "latency_vs_baseline.png")
+    if path:
+        made.append(path)
+    flagged = [c for c in result.latency if c.verdict != "pass"]
+    top = sorted((c for c in result.latency if c.verdict == "pass"), key=lambda c: -c.point)
+    lat = pd.DataFrame(
+        [(describe_key(c.key), c.base_p50, c.run_p50, c.point, c.low, c.high, c.verdict)
+         for c in flagged + top[:10]],
+        columns=["row", "baseline p50 us", "run p50 us", "ratio", "CI low", "CI high", "verdict"],
+    )
+    text = (
+        f"Gate verdict: **{verdict}** against `{Path(baseline.source).name}` "
+        f"({baseline.device_name}, commit {baseline.env.get('commit', '?')}). "
+        f"{result.summary()}."
+    )
+    tables = [("Findings", findings)]
+    if not lat.empty:
+        tables.append((
+            f"Latency ratios, bootstrap CI of the median ratio ({len(flagged)} flagged rows, "
+            f"then the 10 highest of {len(result.latency) - len(flagged)} passing rows)", lat))
+    return Section("Comparison with the baseline", text, tables,
+                   f"{FIG_DIR}/{path.name}" if path else None, "latency ratio against the baseline")
+
+
+# ---------------------------------------------------------------- entry points
+
+
+def trend_section(result: TrendResult, config: TrendConfig) -> Section:
+    """The nightly's verdict and findings, as a section placed before the run's own ones."""
+    verdict = "FAIL" if result.exit_code else "PASS"
+    findings = pd.DataFrame(
+        [(f.level.value, describe_key(f.key) if f.key else "", f.metric, f.before, f.after, f.reason)
+         for f in result.findings],
+        columns=["level", "row", "metric", "reference", "tonight", "why"],
+    )
+    used = ", ".join(Path(s).name for s in result.history_used) or "none"
+    text = (
+        f"Nightly verdict: **{verdict}**. Each metric is compared with the median of the last "
+        f"{config.window} runs on the same GPU model (used: {used}). A violation is a WARN on "
+        f"its first night and a REGRESSION when the previous run violated too. Latency "
+        f"tolerance: {config.threshold:.0%} and {config.floor_us:g} us."
+    )
+    return Section("Nightly trend", text, [("Findings", findings)])
+
+
+def build_report(
+    run: RunData,
+    out_dir: Path | str,
+    *,
+    against: RunData | None = None,
+    config: GateConfig | None = None,
+    extra: list[Section] | None = None,
+    title: str | None = None,
+) -> ReportPaths:
+    """Write report.md, report.html and figures/*.png for ``run`` into ``out_dir``."""
+    out_dir = Path(out_dir)
+    fig_dir = out_dir / FIG_DIR
+    config = config or GateConfig()
+    made: list[Path] = []
+    sections = [summary_section(run)]
+    if against is not None:
+        result = gate(against, run, config)
+        sections.append(comparison_section(result, against, config, fig_dir, made))
+    sections += list(extra or [])
+    sections += [
+        latency_section(run, fig_dir, made),
+        bandwidth_section(run, fig_dir, made),
+        removal_section(run, fig_dir, made),
+        numerics_section(run),
+    ]
+    title = title or (
+        f"cleanpass report: {run.env.get('suite', '?')} suite on {run.device_name or run.device}"
+        f" ({run.env.get('utc', '')})"
+    )
+    md = atomic_write_text(out_dir / "report.md", render_markdown(title, sections))
+    page = atomic_write_text(out_dir / "report.html", render_html(title, sections))
+    log.info("wrote %s and %s with %d figures", md, page, len(made))
+    return ReportPaths(md, page, tuple(made))

@@ -1,0 +1,81 @@
+"""``harness.run.api.run``: the whole run as one function (the CLI and tests call this)."""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import pandas as pd
+
+from harness.run import env as envmod
+from harness.store import results
+from harness.run import runner
+from harness.run import suites
+from harness.store import shard as shardmod
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    results: pd.DataFrame
+    samples: pd.DataFrame
+    env: dict
+    seconds: float
+
+
+def load_workloads() -> dict[str, Any]:
+    """The workload catalog (imported lazily: the harness imports without it)."""
+    from workloads import catalog
+
+    return dict(catalog.all_workloads())
+
+
+def run(suite: str = "smoke", device: str = "auto", workloads: Sequence[str] | None = None,
+        dtypes: Sequence[str] | None = None, tokens: Sequence[int] | None = None,
+        variants: Sequence[str] | None = None, shard_spec: str | None = None, shard: str | None = None,
+        out: str | Path | None = None, results_root: str | Path = "results/runs",
+        progress: runner.Progress | None = None, catalog: dict[str, Any] | None = None,
+        plan: suites.TimingPlan | None = None) -> RunResult:
+    """Run a suite end to end and write its run directory; returns what was written."""
+    t0 = time.perf_counter()
+    shard_spec = shard_spec or shard
+    if suite not in suites.PLANS:
+        raise ValueError(f"unknown suite {suite!r}")
+    dev = envmod.resolve_device(device)
+    catalog = catalog if catalog is not None else load_workloads()
+    cases = suites.case_matrix(catalog, suite, only=workloads,
+                               dtypes=[suites.parse_dtype(d) for d in dtypes] if dtypes else None,
+                               tokens=tokens)
+    shard_kn = None
+    if shard_spec:
+        k, n = shardmod.parse_shard(shard_spec)
+        cases = shardmod.shard_cases(cases, k, n)
+        shard_kn = f"{k}/{n}"
+    if not cases:
+        raise ValueError("no cases to run (check --workloads/--dtypes/--shard)")
+    commit, _ = envmod.git_commit()
+    run_dir = results.claim_out_dir(out) if out else results.new_run_dir(results_root, commit)
+    log.info("%d cases -> %s", len(cases), run_dir)
+    peak = runner.measure_peak_gbps(dev)
+    env = envmod.collect_env(dev, suite, peak)
+    env["shard"] = shard_kn
+    opts = runner.RunOptions(suite=suite, device=dev, device_name=env["device_name"], variants=variants,
+                             plan=plan)
+    tables = results.RunTables()
+    try:
+        runner.run_cases(cases, catalog, opts, progress, tables)
+    except KeyboardInterrupt:  # keep what finished: a partial run is still a record
+        log.warning("interrupted after %d rows; writing them", len(tables.rows))
+        env["interrupted"] = True
+        if not tables.rows:
+            raise
+    df = results.rows_to_frame(tables.rows, peak)
+    samples = results.samples_frame(tables.samples)
+    extra = {"samples_launch.parquet": results.samples_frame(tables.launch_samples)} if tables.launch_samples else None
+    env["seconds"] = round(time.perf_counter() - t0, 1)
+    results.write_run(run_dir, df, samples, env, extra=extra)
+    return RunResult(run_dir, df, samples, env, time.perf_counter() - t0)

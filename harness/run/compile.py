@@ -1,0 +1,114 @@
+"""Compile once per (workload, variant, dtype, static shape part), reuse across token counts.
+
+A compile group is everything of a case except the token count. The first call of a group
+(the largest token count, so the counted bytes describe the bandwidth-relevant size and the
+token dim is not specialised to 1) marks each activation's token dim dynamic and compiles;
+later token counts reuse that graph. We read the generated code and Inductor's byte count on
+the calls that compiled; a call that recompiled (e.g. tokens=1, which Dynamo specialises)
+refreshes them.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Hashable, Sequence
+
+import torch
+
+from harness.run import compat
+from harness.run import measure
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CompiledEntry:
+    """One compiled callable and what we learnt when it compiled."""
+
+    compiled: Callable[..., Any]
+    kernels: int | None = None
+    bytes_accessed: int | None = None
+    bytes_at_tokens: int | None = None
+    clones_before: int | None = None
+    clones_after: int | None = None
+    compiles: int = 0
+
+
+@dataclass
+class CompileCache:
+    """Compiled callables keyed by (variant, group key); lives for one run."""
+
+    entries: dict[Hashable, CompiledEntry] = field(default_factory=dict)
+
+    def get_or_create(self, key: Hashable, make: Callable[[], Callable[..., Any]]) -> CompiledEntry:
+        if key not in self.entries:
+            self.entries[key] = CompiledEntry(make())
+        return self.entries[key]
+
+
+def apply(fn: Callable[..., Any], *args: Any) -> Any:
+    """What we compile: ``fn(*args)`` with ``fn`` (the workload's module) as an argument.
+
+    Workload modules are rebuilt per shape (own weights), so compiling one instance would tie
+    the graph to its weights. Passing the module in lets Dynamo lift its parameters as inputs
+    and reuse one compile for every instance of the same structure.
+    """
+    return fn(*args)
+
+
+def mark_token_dims(inputs: Sequence[Any], num_tokens: int, dim: int, hidden: int | None = None) -> int:
+    """Mark ``dim`` dynamic on every activation input (size ``num_tokens`` there).
+
+    1-D inputs count too (e.g. rotary ``positions``), unless ``num_tokens == hidden``, where a
+    1-D input may be a weight. Size 1 is left alone: Dynamo specialises 0/1 sizes (with
+    ``backed_size_oblivious`` on, a graph compiled at N>1 serves tokens=1 anyway).
+    Returns how many inputs were marked.
+    """
+    if num_tokens < 2:
+        return 0
+    n = 0
+    for x in inputs:
+        if not isinstance(x, torch.Tensor) or x.dim() <= dim or x.shape[dim] != num_tokens:
+            continue
+        if x.dim() == 1 and hidden is not None and num_tokens == hidden:
+            continue
+        compat.mark_dynamic(x, dim)
+        n += 1
+    return n
+
+
+def _clone_counts(reports: Sequence[Any]) -> tuple[int | None, int | None]:
+    if not reports:
+        return None, None
+    before = sum(int(getattr(r, "clones_before", 0) or 0) for r in reports)
+    after = sum(int(getattr(r, "clones_after", 0) or 0) for r in reports)
+    return before, after
+
+
+def first_call(entry: CompiledEntry, fn: Callable[..., Any], inputs: Sequence[Any], num_tokens: int,
+               dynamic_dim: int, sync: Callable[[], None], hidden: int | None = None) -> tuple[Any, float]:
+    """Call the compiled fn once (compiling if needed); refresh counts if it compiled.
+
+    Returns (output, seconds). The seconds include compilation when it happened.
+    """
+    if entry.compiles == 0:
+        mark_token_dims(inputs, num_tokens, dynamic_dim, hidden)
+    reports = getattr(entry.compiled, "reports", None)
+    n_reports = len(reports) if reports is not None else 0
+    codes: list[str] = []
+    t0 = time.perf_counter()
+    with compat.capture_generated_code(codes), compat.count_inductor_bytes() as counted:
+        out = entry.compiled(fn, *inputs)
+        sync()
+    seconds = time.perf_counter() - t0
+    if codes:
+        entry.compiles += 1
+        entry.kernels = measure.count_kernels_in(codes)
+        entry.bytes_accessed = counted.value if counted.value else None
+        entry.bytes_at_tokens = num_tokens
+        if reports is not None:
+            entry.clones_before, entry.clones_after = _clone_counts(list(reports)[n_reports:])
+        log.debug("compiled (#%d) at tokens=%d in %.2fs: %s kernels, %s bytes", entry.compiles,
+                  num_tokens, seconds, entry.kernels, entry.bytes_accessed)
+    return out, seconds

@@ -1,0 +1,84 @@
+"""Report generation: markdown + HTML with tables and PNG figures, with and without a baseline."""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+import pytest
+from PIL import Image
+
+from harness.store.baseline import load_run, write_baseline
+from harness.report.document import build_report, markdown_table
+from tests.harness.cli_calls import call
+from tests.harness.harness_synth import VARIANTS, make_rows, synth_run
+
+FIGURES = {"latency_vs_tokens.png", "bandwidth_roofline.png", "clones_bytes_removed.png"}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """One run (with a failing vllm row and a 30% slower vllm) and a baseline, reported twice:
+    alone into ``plain/`` and against the baseline into the run directory (via the CLI)."""
+    root = tmp_path_factory.mktemp("report")
+    rows = make_rows(variants=VARIANTS, tokens=(1, 32, 2048), dtypes=("bfloat16", "float16"))
+    rows.loc[(rows.variant == "vllm") & (rows.num_tokens == 32), ["ok", "error"]] = (
+        False, "input 0 was written (not donated)")
+    base = synth_run(root / "base", rows=rows, seed=1)
+    baseline = write_baseline(load_run(base), root / "baseline.parquet")
+    run = synth_run(root / "run", rows=rows, seed=2, slowdown={"vllm": 1.3})
+    plain = build_report(load_run(run), root / "plain")
+    cli = _cli("--run", str(run), "--against", str(baseline))
+    return run, plain, cli
+
+
+def _cli(*argv: str) -> tuple[int, list[str]]:
+    return call("report", *argv)
+
+
+def test_report_has_tables_and_figures(runs):
+    _, paths, _ = runs
+    assert {p.name for p in paths.figures} == FIGURES
+    for fig in paths.figures:
+        with Image.open(fig) as im:
+            assert im.format == "PNG" and im.width > 300 and im.height > 200
+    md = paths.markdown.read_text()
+    for title in ("Latency against token count", "Bandwidth against the measured peak",
+                  "Clones and bytes removed per workload", "Numerics"):
+        assert f"## {title}" in md
+    assert md.count("](figures/") == 3
+    assert "input 0 was written" in md  # the failing vllm rows are listed
+    page = paths.html.read_text()
+    assert page.count("<img ") == 3 and page.count("<table") >= 6
+    assert "Comparison with the baseline" not in md
+
+
+def test_report_against_baseline_shows_gate_findings(runs):
+    run, _, (code, lines) = runs
+    assert code == 0, lines
+    md = (run / "report.md").read_text()
+    assert "## Comparison with the baseline" in md
+    assert "Gate verdict: **FAIL**" in md
+    assert re.search(r"\| REGRESSION \| vllm rms_norm bf16 T=2048 H=4096 \| latency_us_p50 \|", md)
+    assert (run / "figures" / "latency_vs_baseline.png").is_file()
+    assert "<strong>FAIL</strong>" in (run / "report.html").read_text()
+
+
+def test_report_cli_unusable_input(tmp_path):
+    assert _cli("--run", str(tmp_path / "missing"))[0] == 2
+
+
+def test_report_survives_rows_without_latency(tmp_path):
+    rows = make_rows(device="cpu", device_name="cpu")
+    rows["latency_us_p50"] = float("nan")
+    rows["gbps"] = float("nan")
+    rows.loc[0, ["status", "error"]] = ["skipped", "skipped: no triton"]
+    run = synth_run(tmp_path / "r", rows=rows, device="cpu", device_name="cpu")
+    paths = build_report(load_run(run), run)
+    assert {p.name for p in paths.figures} == {"clones_bytes_removed.png"}
+    assert "1 skipped" in paths.markdown.read_text()
+
+
+def test_markdown_table_escapes_pipes():
+    text = markdown_table(pd.DataFrame({"a": ["x|y"], "b": [1.5]}))
+    assert text.splitlines()[2] == "| x\\|y | 1.5 |"

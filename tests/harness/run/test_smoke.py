@@ -1,0 +1,116 @@
+"""The real smoke suite end to end on the CPU: rows, columns, types, ok values, files."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from harness.run import api
+from harness.store import results
+from harness.run import suites
+from harness.run import variants
+
+pytestmark = pytest.mark.slow
+
+ENV_KEYS = {"device", "device_name", "peak_gbps_measured", "torch", "triton", "python", "commit", "dirty",
+            "utc", "suite", "driver", "cuda", "clocks", "hostname", "cpu_count"}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("smoke") / "run"
+    # the smoke suite's cases and variants; fewer timing blocks to keep the test quick
+    return api.run(suite="smoke", device="cpu", out=out, plan=suites.PLANS["test"])
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    return api.load_workloads()
+
+
+def test_one_row_per_case_and_variant(run, catalog):
+    cases = suites.case_matrix(catalog, "smoke")
+    df = run.results
+    assert len(df) == len(cases) * len(variants.variant_names())
+    assert not df.duplicated(results.KEY_COLUMNS).any()
+    assert set(df["variant"]) == {"eager", "native", "lowered", "vllm", "cleanpass", "ideal"}
+    assert set(df["workload"]) == set(catalog)
+
+
+def test_columns_and_types(run):
+    df = run.results
+    assert list(df.columns) == results.COLUMNS
+    assert df["dtype"].isin(["float32", "float16", "bfloat16"]).all()
+    assert df["ok"].dtype == bool and str(df["bitwise_equal"].dtype) == "boolean"
+    assert (df["device"] == "cpu").all() and (df["suite"] == "smoke").all()
+    for c in ("clones_before", "clones_after", "kernels", "bytes_accessed", "model_bytes"):
+        assert str(df[c].dtype) == "Int64", c
+
+
+def test_rows_record_which_bit_equality_they_promise(run):
+    """The gate fails only promised bit-equality (rule 3); the runner records the promise."""
+    df = run.results
+    ran = df[df["status"] != results.Status.SKIPPED.value]
+    promised = ran.set_index("variant")["bitwise_partner"]
+    assert set(promised.loc[["cleanpass", "vllm"]]) == {"lowered"}
+    assert set(promised.drop(["cleanpass", "vllm"])) == {""}
+
+
+def test_every_variant_but_the_reference_pass_is_ok(run):
+    """vllm is the reference pass with known holes: its failures are findings; nothing else fails."""
+    df = run.results
+    bad = df[~df["ok"] & (df["variant"] != "vllm")]
+    assert bad.empty, bad[["workload", "num_tokens", "variant", "error"]].to_string()
+    vllm_bad = df[~df["ok"] & (df["variant"] == "vllm")]
+    assert vllm_bad["error"].str.contains("reference|bit-identical").all()
+
+
+def test_clone_counts_match_the_workloads_contract(run, catalog):
+    df = run.results
+    for case in suites.case_matrix(catalog, "smoke"):
+        w = catalog[case.workload]
+        expected = w.expected_clones_for(case.shape) if hasattr(w, "expected_clones_for") else w.expected_clones
+        for variant, (before, after) in expected.items():
+            row = df[(df["workload"] == case.workload) & (df["num_tokens"] == case.shape.num_tokens)
+                     & (df["hidden"] == case.shape.hidden) & (df["variant"] == variant)]
+            assert len(row) == 1
+            got = (int(row["clones_before"].iloc[0]), int(row["clones_after"].iloc[0]))
+            assert got == (before, after), (case.key, variant)
+
+
+def test_cleanpass_is_bit_identical_to_lowered_and_never_costs_more(run):
+    df = run.results.set_index(["workload", "num_tokens", "hidden", "dtype", "variant"])
+    cp = df.xs("cleanpass", level="variant")
+    low = df.xs("lowered", level="variant")
+    assert cp["bitwise_equal"].all()
+    assert (cp["numerics"] == "bitwise_identical").all()
+    assert (cp["kernels"] <= low["kernels"]).all()
+    assert (cp["bytes_accessed"] <= low["bytes_accessed"]).all()
+
+
+def test_latencies_and_bandwidth_are_filled(run):
+    df = run.results
+    timed = df[df["status"] != "skipped"]
+    assert (timed["latency_us_p20"] > 0).all()
+    assert (timed["latency_us_p20"] <= timed["latency_us_p50"]).all()
+    assert (timed["latency_us_p50"] <= timed["latency_us_p80"]).all()
+    assert (timed["block_count"] == suites.PLANS["test"].blocks).all()
+    assert (timed["gbps"] > 0).all() and (timed["pct_of_peak"] > 0).all()
+
+
+def test_files_are_present_and_read_back(run):
+    d = run.run_dir
+    for name in results.RESULT_FILES:
+        assert (d / name).is_file(), name
+    back, samples, env = results.read_run(d)
+    pd.testing.assert_frame_equal(back, run.results)
+    assert len(pd.read_csv(d / "results.csv")) == len(back)
+    assert ENV_KEYS <= set(env) and env["device"] == "cpu" and env["peak_gbps_measured"] > 0
+    assert list(samples.columns) == results.SAMPLE_COLUMNS
+    per_block = samples.groupby(["workload", "variant", "dtype", "num_tokens", "hidden", "block"]).size()
+    assert (per_block == 1).all()
+    timed = back[back["status"] != "skipped"]
+    assert len(samples) == int(timed["block_count"].sum())
+    bench = json.loads((d / "benchmark.json").read_text())
+    assert len(bench["benchmarks"]) == len(timed) and {"machine_info", "commit_info"} <= set(bench)
