@@ -68,3 +68,26 @@ def statically_equal(a: Any, b: Any) -> bool:
         return bool(_known_true(a == b))
     except Exception:
         return False
+
+
+def _load_auto_functionalized_v1() -> Any | None:
+    try:
+        from torch._higher_order_ops.auto_functionalize import auto_functionalized
+    except ImportError:  # pragma: no cover
+        return None
+    return auto_functionalized
+
+
+AUTO_FUNCTIONALIZED_V1 = _load_auto_functionalized_v1()
+
+try:
+    from torch._higher_order_ops.triton_kernel_wrap import (
+        TritonKernelWrapperFunctional as _TritonFunctional,
+    )
+except ImportError:  # pragma: no cover
+    _TritonFunctional = None
+
+
+def is_functional_triton_wrapper(target: Any) -> bool:
+    """Whether a higher-order op is the functional Triton kernel wrapper (writes no input)."""
+    return _TritonFunctional is not None and isinstance(target, _TritonFunctional)

@@ -24,6 +24,10 @@ ANALYSIS_ERROR = "analysis-error"
 VLLM_SOURCE_USED_AFTER_WRITE = "vllm:source-used-after-write"
 VLLM_NON_DONATED_INPUT = "vllm:non-donated-input"
 VLLM_LAYOUT_DIFFERS = "vllm:layout-differs"
+# an unwritten, returned clone whose removal would make an output share storage with a graph
+# input or another output (vLLM 0.33); without fake-tensor storages it always assumes so
+VLLM_WOULD_ALIAS_GRAPH_IO = "vllm:would-alias-graph-io"
+VLLM_STORAGE_UNKNOWN = "vllm:storage-unknown"
 
 KEEP_REASONS = (
     SOURCE_READ_AFTER_WRITE,
@@ -36,11 +40,18 @@ KEEP_REASONS = (
     UNSUPPORTED_CLONE,
     ANALYSIS_ERROR,
 )
+VLLM_KEEP_REASONS = (
+    VLLM_LAYOUT_DIFFERS,
+    VLLM_SOURCE_USED_AFTER_WRITE,
+    VLLM_NON_DONATED_INPUT,
+    VLLM_WOULD_ALIAS_GRAPH_IO,
+    VLLM_STORAGE_UNKNOWN,
+)
 
 
 @dataclass(frozen=True)
 class Decision:
-    """The verdict on one `clone` node: `reason` is REMOVED or one of KEEP_REASONS."""
+    """The verdict on one `clone` node: `reason` is REMOVED or one of (VLLM_)KEEP_REASONS."""
 
     clone: str
     source: str
