@@ -4,7 +4,7 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test bench bench-pass smoke gate-smoke install clean
+.PHONY: test bench bench-pass smoke gate-smoke install clean peer
 
 $(STAMP): pyproject.toml
 	test -x $(VPY) || $(PY) -m venv $(VENV)
@@ -33,5 +33,18 @@ smoke: $(STAMP)
 gate-smoke: $(STAMP)
 	PY=$(VPY) bash scripts/ci_smoke_gate.sh
 
+# The real vLLM pass as our peer: builds .venv-peer (never .venv), compares vLLM 0.33.0's
+# UnsafeCloneEliminationPass with our vllm and sound policies on random programs and the smoke
+# suite's graphs, then runs vLLM's own unit tests for it with our policies in its place.
+PEER := .venv-peer
+PEER_STAMP := $(PEER)/.installed-vllm-0.33.0
+
+$(PEER_STAMP): scripts/peer_env.sh scripts/peer-requirements.txt pyproject.toml
+	PY=$(PY) PEER=$(PEER) bash scripts/peer_env.sh
+
+peer: $(PEER_STAMP)
+	$(PEER)/bin/python scripts/peer_compare.py --programs 500
+	$(PEER)/bin/python scripts/peer_unit_tests.py $(PEER)/vllm-src
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(PEER) build *.egg-info
