@@ -1,6 +1,6 @@
 """Our `vllm` and `sound` policies against vLLM's real `UnsafeCloneEliminationPass`.
 
-Runs in the peer environment (`make peer`); the only module of ours that imports vllm. Every
+Runs in the peer environment (`make peer`); the real pass comes from `harness.vllm_real`. Every
 graph gets three runs on copies that share the original's fake tensors (the real pass reads
 storage identity from them): the real pass inside vLLM's pass context with the donated inputs
 mapped to `donated_input_ids`, our `vllm` policy, our `sound` policy. A program "agrees" when
@@ -48,22 +48,12 @@ def copy_graph(graph: fx.Graph) -> fx.Graph:
 
 def real_pass_runner() -> tuple[Callable[[fx.Graph, tuple[int, ...]], None], str]:
     """vLLM's pass as `run(graph, donated)` (donated: placeholder positions), and its version."""
-    import vllm
-    from vllm.compilation.passes.inductor_pass import get_pass_context, pass_context
-    from vllm.compilation.passes.ir.clone_elimination import UnsafeCloneEliminationPass
-    from vllm.config import VllmConfig
-    from vllm.config.utils import Range
+    from harness import vllm_real
 
-    config = VllmConfig()
-
-    def run(graph: fx.Graph, donated: tuple[int, ...]) -> None:
-        position = {node: index for index, node in enumerate(graph.nodes)}
-        placeholders = graph.find_nodes(op="placeholder")
-        with pass_context(compile_range=Range(1, 8192)):
-            get_pass_context().donated_input_ids = {position[placeholders[i]] for i in donated}
-            UnsafeCloneEliminationPass(config)(graph)
-
-    return run, vllm.__version__
+    reason = vllm_real.unavailable()
+    if reason is not None:
+        raise SystemExit(reason)
+    return vllm_real.RealCloneElimination(), str(vllm_real.version())
 
 
 @dataclass
@@ -139,21 +129,29 @@ def random_programs(count: int) -> Iterator[tuple[str, Any, tuple[int, ...]]]:
 
 
 def smoke_graphs() -> Iterator[tuple[str, fx.Graph, tuple[int, ...]]]:
-    """(label, post-grad graph after our lowering, donated) for every smoke-suite compile group."""
+    """(label, post-grad graph after our lowering, donated) for every graph the smoke suite
+    compiles, built as the harness builds them (one compile per group, token dim dynamic,
+    recompiles where Dynamo specialises, e.g. one token)."""
+    from harness.compile import apply, mark_token_dims
     from harness.suites import case_matrix, group_cases
     from workloads import catalog, pipeline
 
     for group in group_cases(case_matrix(catalog.all_workloads(), "smoke")):
-        case = group[0]
-        built = catalog.get(case.workload).build(case.shape, case.dtype, "cpu")
-        compiled = pipeline.compile_fn(built.fn, policy=None, dynamic=False)
-        captured: list[tuple[fx.Graph, tuple[int, ...]]] = []
+        compiled = pipeline.compile_fn(apply, policy=None, dynamic=False)
         post = compiled.post
+        captured: list[tuple[fx.Graph, tuple[int, ...]]] = []
         post.stages.append(("peer-capture", lambda g: captured.append((copy_graph(g), post.donated(g)))))
-        compiled(*[t.clone() if isinstance(t, torch.Tensor) else t for t in built.inputs])
-        for index, (graph, donated) in enumerate(captured):
-            suffix = f"#{index}" if len(captured) > 1 else ""
-            yield f"{case.workload}/{case.dtype_name}/{case.shape.hidden}{suffix}", graph, donated
+        for index, case in enumerate(group):
+            built = catalog.get(case.workload).build(case.shape, case.dtype, "cpu")
+            inputs = [t.clone() if isinstance(t, torch.Tensor) else t for t in built.inputs]
+            if index == 0:
+                mark_token_dims(inputs, case.shape.num_tokens, getattr(built, "dynamic_dim", 0),
+                                case.shape.hidden)
+            seen = len(captured)
+            compiled(built.fn, *inputs)
+            for graph, donated in captured[seen:]:
+                label = f"{case.workload}/{case.dtype_name}/h{case.shape.hidden}/t{case.shape.num_tokens}"
+                yield label, graph, donated
 
 
 # ---- report ---------------------------------------------------------------------------------

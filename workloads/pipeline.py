@@ -1,4 +1,7 @@
-"""One Inductor post-grad pass: lowering, then (optionally) cleanpass with a policy.
+"""One Inductor post-grad pass: lowering, then (optionally) clone elimination.
+
+The clone-elimination stage is cleanpass with a policy name ("sound", "vllm"), or any
+``ExternalCloneElimination`` (e.g. vLLM's own pass, wrapped by the harness).
 
 ``compile_fn`` wires it into ``torch.compile`` through per-compile options together with the
 pre-grad donation pass, so every compile carries its own passes and config.
@@ -11,7 +14,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 import torch
 from torch import fx
@@ -40,10 +43,19 @@ def _source_files() -> list[str]:
     return files
 
 
-class PipelinePass(compat.CustomGraphPass):
-    """post_grad_custom_post_pass = lower IR ops, then cleanpass (if a policy is given)."""
+class ExternalCloneElimination(Protocol):
+    """A clone-elimination pass from elsewhere: edits the graph, returns a clone report
+    (anything with ``clones_before`` and ``clones_after``); ``uuid()`` keys Inductor's caches."""
 
-    def __init__(self, policy: str | None = None, providers: Sequence[str] | None = None,
+    def __call__(self, graph: fx.Graph, donated: tuple[int, ...]) -> Any: ...
+
+    def uuid(self) -> str: ...
+
+
+class PipelinePass(compat.CustomGraphPass):
+    """post_grad_custom_post_pass = lower IR ops, then clone elimination (if a policy is given)."""
+
+    def __init__(self, policy: str | ExternalCloneElimination | None = None, providers: Sequence[str] | None = None,
                  state: donation.DonationState | None = None) -> None:
         self.policy = policy
         self.providers = tuple(providers) if providers is not None else None
@@ -76,14 +88,19 @@ class PipelinePass(compat.CustomGraphPass):
         return self.state.donated
 
     def _cleanpass(self, graph: fx.Graph) -> None:
+        if not isinstance(self.policy, str):
+            self.reports.append(self.policy(graph, self.donated(graph)))
+            return
         import cleanpass  # lazy: the pass ships separately
 
         self.reports.append(cleanpass.eliminate_clones_in_graph(
             graph, donated=self.donated(graph), policy=self.policy))
 
     def uuid(self) -> str:
-        extra = repr((self.policy, self.providers, [s for s, _ in self.stages]))
-        if self.policy is not None:
+        external = self.policy is not None and not isinstance(self.policy, str)
+        policy_key = self.policy.uuid() if external else self.policy
+        extra = repr((policy_key, self.providers, [s for s, _ in self.stages]))
+        if isinstance(self.policy, str):
             import cleanpass
 
             # cleanpass's own key already covers its sources and the policy
@@ -116,7 +133,7 @@ class Compiled:
         return self.pre.state.history
 
 
-def compile_fn(fn: Callable, policy: str | None = None, providers: Sequence[str] | None = None,
+def compile_fn(fn: Callable, policy: str | ExternalCloneElimination | None = None, providers: Sequence[str] | None = None,
                dynamic: bool | None = True, fullgraph: bool = True) -> Compiled:
     """torch.compile ``fn`` with the donation pre-pass and the lowering(+cleanpass) post-pass."""
     state = donation.DonationState()

@@ -46,3 +46,42 @@ def test_same_module_two_arms_compile_separately() -> None:
     assert arms[None].reports[0].clones_after == 6 and arms["sound"].reports[0].clones_after == 2
     for a, b in zip(outs[None], outs["sound"]):
         assert torch.equal(a, b)
+
+
+class _RecordingPass:
+    """An external clone-elimination stage: our vllm policy, recording what it was given."""
+
+    def __init__(self, key: str) -> None:
+        self.key, self.donated = key, []
+
+    def __call__(self, graph, donated):  # noqa: ANN001
+        import cleanpass
+
+        self.donated.append(donated)
+        return cleanpass.eliminate_clones_in_graph(graph, donated, "vllm")
+
+    def uuid(self) -> str:
+        return self.key
+
+
+def test_external_clone_elimination_stage_and_uuid() -> None:
+    """A pass from elsewhere (vLLM's own, in the harness) runs after lowering and keys the cache."""
+    pytest.importorskip("cleanpass")
+    first, second = pipeline.PipelinePass(_RecordingPass("a")), pipeline.PipelinePass(_RecordingPass("b"))
+    assert [s for s, _ in first.stages] == ["lowering", "cleanpass"]
+    assert first.uuid() != second.uuid()
+    assert first.uuid() == pipeline.PipelinePass(_RecordingPass("a")).uuid()
+    assert first.uuid() not in {pipeline.PipelinePass(p).uuid() for p in (None, "vllm", "sound")}
+
+
+@pytest.mark.slow
+def test_external_clone_elimination_gets_the_donated_inputs() -> None:
+    wl = catalog.get("donated_chain")
+    built = wl.build(wl.shapes("test")[0], torch.float32, "cpu")
+    stage = _RecordingPass("recording")
+    compiled = pipeline.compile_fn(built.fn, policy=stage)
+    ins = built.fresh_inputs()
+    selfcheck.mark_dynamic(built, ins)
+    compiled(*ins)
+    assert stage.donated and stage.donated[0] == compiled.donated[0] != ()
+    assert compiled.reports[0].clones_after == wl.expected_clones["vllm"][1]
