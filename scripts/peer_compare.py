@@ -239,6 +239,12 @@ def _print_tables(rows: list[dict[str, Any]]) -> None:
         asserted = sum(k == ASSERTED for k in kept)
         left = sum(int(k.split("/")[0]) for k in kept if k != ASSERTED)
         print(f"  {name:<6} kept {left} of {total_clones} clones; asserted on {asserted} programs")
+    kept = lambda r, name: int(r[name].split("/")[0])  # noqa: E731
+    comparable = [r for r in random_rows if r["real_correct"] and r["real"] != ASSERTED]
+    sound_more = [r["graph"] for r in comparable if kept(r, "sound") > kept(r, "real")]
+    sound_fewer = sum(kept(r, "sound") < kept(r, "real") for r in comparable)
+    print(f"  where vLLM's result passes the checker ({len(comparable)} programs): sound keeps "
+          f"fewer clones on {sound_fewer}, more on {len(sound_more)} {sound_more}")
     agreeing = sum(r["agree"] for r in random_rows)
     print(f"\nagreement: our vllm policy decides every clone as vLLM does on {agreeing} of "
           f"{len(random_rows)} random programs ({100 * agreeing / max(1, len(random_rows)):.1f}%) "

@@ -9,7 +9,8 @@ PEER=${PEER:-.venv-peer}
 VLLM_VERSION=0.33.0
 VLLM_SDIST_SHA256=f4c33c2503d52bb411146afa9618a4f48bed68912f617e6803ac8d76e4c74112
 STAMP="$PEER/.installed-vllm-$VLLM_VERSION"
-if [ -f "$STAMP" ] && [ "$STAMP" -nt scripts/peer-requirements.txt ] && [ "$STAMP" -nt pyproject.toml ]; then
+if [ -f "$STAMP" ] && [ "$STAMP" -nt scripts/peer_env.sh ] && [ "$STAMP" -nt scripts/peer-requirements.txt ] \
+    && [ "$STAMP" -nt pyproject.toml ]; then
   exit 0
 fi
 test -x "$PEER/bin/python" || "$PY" -m venv "$PEER"
