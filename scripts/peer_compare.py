@@ -1,6 +1,6 @@
 """Our `vllm` and `sound` policies against vLLM's real `UnsafeCloneEliminationPass`.
 
-Runs in the peer environment (`make peer`); the real pass comes from `harness.vllm_real`. Every
+Runs in the peer environment (`make peer`); the real pass comes from `harness.run.vllm_real`. Every
 graph gets three runs on copies that share the original's fake tensors (the real pass reads
 storage identity from them): the real pass inside vLLM's pass context with the donated inputs
 mapped to `donated_input_ids`, our `vllm` policy, our `sound` policy. A program "agrees" when
@@ -48,7 +48,7 @@ def copy_graph(graph: fx.Graph) -> fx.Graph:
 
 def real_pass_runner() -> tuple[Callable[[fx.Graph, tuple[int, ...]], None], str]:
     """vLLM's pass as `run(graph, donated)` (donated: placeholder positions), and its version."""
-    from harness import vllm_real
+    from harness.run import vllm_real
 
     reason = vllm_real.unavailable()
     if reason is not None:
@@ -132,8 +132,8 @@ def smoke_graphs() -> Iterator[tuple[str, fx.Graph, tuple[int, ...]]]:
     """(label, post-grad graph after our lowering, donated) for every graph the smoke suite
     compiles, built as the harness builds them (one compile per group, token dim dynamic,
     recompiles where Dynamo specialises, e.g. one token)."""
-    from harness.compile import apply, mark_token_dims
-    from harness.suites import case_matrix, group_cases
+    from harness.run.compile import apply, mark_token_dims
+    from harness.run.suites import case_matrix, group_cases
     from workloads import catalog, pipeline
 
     for group in group_cases(case_matrix(catalog.all_workloads(), "smoke")):

@@ -14,6 +14,8 @@ import math
 import numpy as np
 import pandas as pd
 
+from harness.store.results import REFERENCE_VARIANTS
+
 _CASE = ["workload", "model", "hidden", "num_tokens", "dtype"]
 
 
@@ -49,8 +51,8 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
         saved = 1.0 - ratio(bw, "cleanpass", "lowered")
         saved = saved[np.isfinite(saved.to_numpy(dtype=float))] if len(saved) else saved
         bad = g[~g["ok"]]
-        vllm_bad = bad[bad["variant"] == "vllm"]
-        others_bad = bad[bad["variant"] != "vllm"]
+        vllm_bad = bad[bad["variant"].isin(REFERENCE_VARIANTS)]
+        others_bad = bad[~bad["variant"].isin(REFERENCE_VARIANTS)]
         out.append({
             "workload": wl,
             "cases": int(g[_CASE].drop_duplicates().shape[0]),

@@ -11,6 +11,8 @@ from typing import Any
 
 import torch
 
+from harness.run import vllm_real
+
 log = logging.getLogger(__name__)
 
 
@@ -87,6 +89,7 @@ def collect_env(device: str, suite: str, peak_gbps: float | None, repo: str = ".
         "peak_gbps_measured": peak_gbps,
         "torch": torch.__version__,
         "triton": _triton_version(),
+        "vllm": vllm_real.version(),  # the vllm_real variant's pass (None: not installed)
         "python": platform.python_version(),
         "commit": commit,
         "dirty": dirty,

@@ -9,7 +9,9 @@ never an ImportError. Tests (or a user) add variants with ``register_variant`` /
 - ``eager``: the workload's plain-torch ``native_fn`` run eagerly (what you get without a compiler).
 - ``native``: ``native_fn`` under torch.compile; Inductor fuses the decomposed ops itself.
 - ``lowered``: ``fn`` (IR ops) compiled with the lowering pass only; protective clones stay.
-- ``vllm``: lowered + clone elimination with the reference ("vllm") policy.
+- ``vllm``: lowered + clone elimination with the reference ("vllm") policy, our model of vLLM's pass.
+- ``vllm_real``: lowered + vLLM's own ``UnsafeCloneEliminationPass`` (skipped when vllm is not
+  importable; ``make peer`` builds an environment where it is).
 - ``cleanpass``: lowered + clone elimination with the sound policy.
 - ``ideal``: ``ideal_fn``, hand-written direct in-place kernel calls, run eagerly.
 """
@@ -24,6 +26,7 @@ from typing import Any, Callable, Hashable, Iterator
 
 import torch
 
+from harness.run import vllm_real
 from harness.run.compile import CompileCache, CompiledEntry, apply, first_call
 
 log = logging.getLogger(__name__)
@@ -138,6 +141,10 @@ def _needs_cleanpass(ctx: Context) -> str | None:
     return _needs_pipeline(ctx) or _module_missing("cleanpass", "eliminate_clones_in_graph")
 
 
+def _needs_vllm(ctx: Context) -> str | None:
+    return _needs_pipeline(ctx) or vllm_real.unavailable()
+
+
 def _needs_ideal(ctx: Context) -> str | None:
     return None if getattr(ctx.built, "ideal_fn", None) is not None else "workload has no ideal_fn"
 
@@ -163,8 +170,9 @@ def compile_native() -> Callable:
     return torch.compile(apply, backend="inductor", dynamic=False, fullgraph=True)
 
 
-def compile_pipeline(policy: str | None) -> Callable:
-    """``workloads.pipeline.compile_fn`` of ``apply``: lowering (+ cleanpass with ``policy``)."""
+def compile_pipeline(policy: Any) -> Callable:
+    """``workloads.pipeline.compile_fn`` of ``apply``: lowering (+ clone elimination: a cleanpass
+    policy name, or a pass object such as ``vllm_real.RealCloneElimination``)."""
     from workloads import pipeline
 
     return pipeline.compile_fn(apply, policy=policy, dynamic=False)
@@ -211,6 +219,10 @@ def _register_defaults() -> None:
                      enabled=_needs_pipeline)
     register_variant("vllm", compiled_builder("vllm", lambda: compile_pipeline("vllm"), _ir_fn, True),
                      enabled=_needs_cleanpass)
+    register_variant("vllm_real", compiled_builder("vllm_real",
+                                                   lambda: compile_pipeline(vllm_real.RealCloneElimination()),
+                                                   _ir_fn, True),
+                     enabled=_needs_vllm)
     register_variant("cleanpass", compiled_builder("cleanpass", lambda: compile_pipeline("sound"), _ir_fn, True),
                      enabled=_needs_cleanpass)
     register_variant("ideal", _eager_builder("ideal_fn", ideal_writes), enabled=_needs_ideal)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch.fx.experimental.proxy_tensor import make_fx
 
-from harness import vllm_real
+from harness.run import vllm_real
 
 
 def _graph():

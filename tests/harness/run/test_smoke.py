@@ -14,7 +14,7 @@ from harness.run import variants
 pytestmark = pytest.mark.slow
 
 ENV_KEYS = {"device", "device_name", "peak_gbps_measured", "torch", "triton", "python", "commit", "dirty",
-            "utc", "suite", "driver", "cuda", "clocks", "hostname", "cpu_count"}
+            "utc", "suite", "driver", "cuda", "clocks", "hostname", "cpu_count", "vllm"}
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +34,23 @@ def test_one_row_per_case_and_variant(run, catalog):
     df = run.results
     assert len(df) == len(cases) * len(variants.variant_names())
     assert not df.duplicated(results.KEY_COLUMNS).any()
-    assert set(df["variant"]) == {"eager", "native", "lowered", "vllm", "cleanpass", "ideal"}
+    assert set(df["variant"]) == {"eager", "native", "lowered", "vllm", "vllm_real", "cleanpass", "ideal"}
     assert set(df["workload"]) == set(catalog)
+
+
+def test_real_vllm_pass_runs_or_is_a_skipped_row_with_the_reason(run):
+    """Availability is data: without vllm the variant is a skipped row saying why."""
+    from harness.run import vllm_real
+
+    rows = run.results[run.results["variant"] == "vllm_real"]
+    assert len(rows)
+    if vllm_real.version() is None:
+        assert (rows["status"] == results.Status.SKIPPED.value).all()
+        assert rows["error"].str.contains("vllm is not installed").all()
+        assert run.env["vllm"] is None
+    else:
+        assert (rows["status"] != results.Status.SKIPPED.value).all()
+        assert run.env["vllm"] == vllm_real.version()
 
 
 def test_columns_and_types(run):
@@ -53,16 +68,18 @@ def test_rows_record_which_bit_equality_they_promise(run):
     df = run.results
     ran = df[df["status"] != results.Status.SKIPPED.value]
     promised = ran.set_index("variant")["bitwise_partner"]
-    assert set(promised.loc[["cleanpass", "vllm"]]) == {"lowered"}
-    assert set(promised.drop(["cleanpass", "vllm"])) == {""}
+    passes = ["cleanpass", *sorted(results.REFERENCE_VARIANTS & set(promised.index))]
+    assert "vllm" in passes and set(promised.loc[passes]) == {"lowered"}
+    assert set(promised.drop(passes)) == {""}
 
 
 def test_every_variant_but_the_reference_pass_is_ok(run):
-    """vllm is the reference pass with known holes: its failures are findings; nothing else fails."""
+    """vLLM's pass (real or modelled) has known holes: its failures are findings; nothing else fails."""
     df = run.results
-    bad = df[~df["ok"] & (df["variant"] != "vllm")]
+    reference = df["variant"].isin(results.REFERENCE_VARIANTS)
+    bad = df[~df["ok"] & ~reference]
     assert bad.empty, bad[["workload", "num_tokens", "variant", "error"]].to_string()
-    vllm_bad = df[~df["ok"] & (df["variant"] == "vllm")]
+    vllm_bad = df[~df["ok"] & reference]
     assert vllm_bad["error"].str.contains("reference|bit-identical").all()
 
 
