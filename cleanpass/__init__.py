@@ -8,7 +8,7 @@ from . import decisions, verify
 from .decisions import CloneReport, Decision
 from .donation import current_donated, donated_inputs
 from .eliminate import POLICIES, eliminate_clones, eliminate_clones_in_graph
-from .inductor import CloneEliminationPass
+from .inductor import CloneEliminationPass, hash_files
 
 __all__ = [
     "CloneEliminationPass",
@@ -20,5 +20,6 @@ __all__ = [
     "donated_inputs",
     "eliminate_clones",
     "eliminate_clones_in_graph",
+    "hash_files",
     "verify",
 ]

@@ -5,21 +5,35 @@ here means a rename costs one edit and a missing API degrades to a conservative 
 """
 from __future__ import annotations
 
-import hashlib
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import torch
 from torch._inductor.custom_graph_pass import CustomGraphPass as CustomGraphPassBase  # torch >= 2.6
+from torch._ops import HigherOrderOperator, OpOverload
+from torch.utils._pytree import tree_leaves
+
+__all__ = ["AUTO_FUNCTIONALIZED_V1", "CustomGraphPassBase", "HigherOrderOperator", "OpOverload",
+           "is_functional_triton_wrapper", "functional_hops", "statically_equal", "storage_key",
+           "tensors_overlap", "tree_leaves"]
 
 
-def hash_files(paths: Sequence[str], extra: str = "") -> str:
-    """Hex digest of the files' bytes plus `extra` (our own, so it works on every torch)."""
-    digest = hashlib.sha256()
-    for path in sorted(paths):
-        with open(path, "rb") as handle:
-            digest.update(handle.read())
-    digest.update(extra.encode())
-    return digest.hexdigest()
+def functional_hops() -> frozenset:
+    """Higher-order ops that read their tensors and return fresh ones (never write inputs)."""
+    found = []
+    try:
+        from torch._higher_order_ops import auto_functionalize as af
+
+        found += [getattr(af, name) for name in ("auto_functionalized", "auto_functionalized_v2")
+                  if hasattr(af, name)]
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        from torch._higher_order_ops.triton_kernel_wrap import triton_kernel_wrapper_functional
+
+        found.append(triton_kernel_wrapper_functional)
+    except ImportError:  # pragma: no cover
+        pass
+    return frozenset(found)
 
 
 def _load_overlap_fn() -> Callable[..., set] | None:

@@ -22,7 +22,7 @@ from typing import Any, Iterable
 import torch
 from torch.fx import Node
 
-from ._compat import storage_key, tensors_overlap
+from ._compat import OpOverload, storage_key, tensors_overlap
 from .mutation import FUNCTIONAL_HOPS, METADATA_ONLY_OPS, iter_nodes
 
 aten = torch.ops.aten
@@ -40,10 +40,10 @@ def _fake_tensors(node: Node) -> list[torch.Tensor]:
     return []
 
 
-_ALIASED_CACHE: dict[torch._ops.OpOverload, tuple[tuple[int, str], ...]] = {}
+_ALIASED_CACHE: dict[OpOverload, tuple[tuple[int, str], ...]] = {}
 
 
-def _aliased_arguments(op: torch._ops.OpOverload) -> tuple[tuple[int, str], ...]:
+def _aliased_arguments(op: OpOverload) -> tuple[tuple[int, str], ...]:
     """(index, name) of the arguments whose schema carries an alias annotation, once per op."""
     found = _ALIASED_CACHE.get(op)
     if found is None:
@@ -64,7 +64,7 @@ def structural_alias_parents(node: Node) -> tuple[Node, ...]:
             if isinstance(parent, Node) and structural_alias_parents(parent):
                 return (parent,)
             return ()
-        if isinstance(target, torch._ops.OpOverload):
+        if isinstance(target, OpOverload):
             if target in METADATA_ONLY_OPS:
                 return ()
             if target in UNANNOTATED_VIEW_OPS:

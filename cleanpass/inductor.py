@@ -7,19 +7,35 @@ cache can never hand one arm of an A/B run the other arm's code.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from pathlib import Path
+from typing import Iterable
 
 import torch
 
-from ._compat import CustomGraphPassBase, hash_files
+from ._compat import CustomGraphPassBase
 from .decisions import CloneReport
 from .donation import current_donated
 from .eliminate import POLICIES, eliminate_clones_in_graph
 
 log = logging.getLogger(__name__)
 _SOURCES = tuple(str(p) for p in sorted(Path(__file__).parent.glob("*.py")))
+
+
+def hash_files(paths: Iterable[str | os.PathLike], extra: str = "") -> str:
+    """Hex digest of the files' bytes plus ``extra``: the cache key of a pass built from them.
+
+    Any pass that wraps this one (a lowering + cleanpass pipeline) keys its ``uuid()`` with it too,
+    so one edit to any source file invalidates every cached graph that used it.
+    """
+    digest = hashlib.sha256()
+    for path in sorted({os.fspath(p) for p in paths}):
+        with open(path, "rb") as handle:
+            digest.update(handle.read())
+    digest.update(extra.encode())
+    return digest.hexdigest()
 
 
 class CloneEliminationPass(CustomGraphPassBase):

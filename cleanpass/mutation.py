@@ -14,6 +14,8 @@ from typing import Any, Iterable, Iterator
 import torch
 from torch.fx import Node
 
+from ._compat import OpOverload, functional_hops
+
 aten = torch.ops.aten
 
 # Ops that look only at sizes/strides: a use by them is not a read of the data.
@@ -32,26 +34,7 @@ METADATA_ONLY_OPS = frozenset(
 OVERWRITE_ONLY_OPS = frozenset({aten.copy_.default})
 
 
-def _functional_hops() -> frozenset:
-    """Higher-order ops that read their tensors and return fresh ones (never write inputs)."""
-    found = []
-    try:
-        from torch._higher_order_ops import auto_functionalize as af
-
-        found += [getattr(af, name) for name in ("auto_functionalized", "auto_functionalized_v2")
-                  if hasattr(af, name)]
-    except ImportError:  # pragma: no cover
-        pass
-    try:
-        from torch._higher_order_ops.triton_kernel_wrap import triton_kernel_wrapper_functional
-
-        found.append(triton_kernel_wrapper_functional)
-    except ImportError:  # pragma: no cover
-        pass
-    return frozenset(found)
-
-
-FUNCTIONAL_HOPS = _functional_hops()
+FUNCTIONAL_HOPS = functional_hops()
 
 
 @dataclass(frozen=True)
@@ -112,17 +95,17 @@ def _tensor_nodes(*values: Any) -> tuple[Node, ...]:
     return tuple(seen)
 
 
-def _is_aten_out_argument(op: torch._ops.OpOverload, argument: Any) -> bool:
+def _is_aten_out_argument(op: OpOverload, argument: Any) -> bool:
     """aten's `out=` convention promises no read of `out`; a custom op's keyword write may read."""
     return op.namespace == "aten" and bool(getattr(argument, "is_out", False))
 
 
 # How an op treats each argument: "read", "write" (read and write), "overwrite" (write only)
 # or "alias" (a view creates an alias; its own users do the reading).
-_ROLES_CACHE: dict[torch._ops.OpOverload, tuple[tuple[str, str], ...]] = {}
+_ROLES_CACHE: dict[OpOverload, tuple[tuple[str, str], ...]] = {}
 
 
-def _argument_roles(op: torch._ops.OpOverload) -> tuple[tuple[str, str], ...]:
+def _argument_roles(op: OpOverload) -> tuple[tuple[str, str], ...]:
     """(argument name, role) per schema argument, computed once per op."""
     roles = _ROLES_CACHE.get(op)
     if roles is None:
@@ -140,7 +123,7 @@ def _argument_roles(op: torch._ops.OpOverload) -> tuple[tuple[str, str], ...]:
     return roles
 
 
-def _overload_effect(node: Node, op: torch._ops.OpOverload) -> Effect:
+def _overload_effect(node: Node, op: OpOverload) -> Effect:
     if op in METADATA_ONLY_OPS:
         return NO_EFFECT
     reads: dict[Node, None] = {}
@@ -183,7 +166,7 @@ def node_effect(node: Node) -> Effect:
         target = node.target
         if target is operator.getitem:
             return NO_EFFECT  # selects an element: an alias (or a fresh result) of its parent
-        if isinstance(target, torch._ops.OpOverload):
+        if isinstance(target, OpOverload):
             return _overload_effect(node, target)
         if target in FUNCTIONAL_HOPS:
             return Effect(reads=_tensor_nodes(node.args, node.kwargs))

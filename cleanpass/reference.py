@@ -26,7 +26,8 @@ import torch
 from torch.fx import Graph, Node
 
 from . import decisions
-from ._compat import AUTO_FUNCTIONALIZED_V1, is_functional_triton_wrapper, storage_key
+from ._compat import (AUTO_FUNCTIONALIZED_V1, HigherOrderOperator, OpOverload, is_functional_triton_wrapper,
+                      storage_key)
 from .layout import clone_bytes
 
 aten = torch.ops.aten
@@ -44,9 +45,9 @@ def writes_clone(user: Node, clone: Node) -> bool:
     target = user.target
     if AUTO_FUNCTIONALIZED_V1 is not None and target is AUTO_FUNCTIONALIZED_V1:
         return False
-    if user.op == "call_function" and isinstance(target, torch._ops.HigherOrderOperator):
+    if user.op == "call_function" and isinstance(target, HigherOrderOperator):
         return not is_functional_triton_wrapper(target)
-    assert isinstance(target, torch._ops.OpOverload), f"unsupported user {user} of {clone}"
+    assert isinstance(target, OpOverload), f"unsupported user {user} of {clone}"
     arguments = target._schema.arguments
     return any(value is clone and index < len(arguments) and arguments[index].is_write
                for index, value in enumerate(user.args))

@@ -1,6 +1,6 @@
 """The sound policy: remove `c = clone(s)` only when merging c's storage into s's is invisible.
 
-The numbered conditions are those of KNOWLEDGE.md §4 (XLA's copy removal mapped to FX); each
+The numbered conditions are those of docs/soundness.md (XLA's copy removal mapped to FX); each
 exit below carries its number. Positions are graph order; the graph output is a read at the end.
 "A(x)" is x's alias class, restricted to members that may overlap x's bytes.
 

@@ -12,7 +12,8 @@ from typing import Any, Sequence
 
 import torch
 from torch.fx import GraphModule
-from torch.utils._pytree import tree_leaves
+
+from ._compat import tree_leaves
 
 _INT_VIEW = {1: torch.int8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
 

@@ -25,6 +25,7 @@ from harness.report import document, summary
 from harness.run import api
 from harness.run import env as envmod
 from harness.store import baseline, results, shard
+from harness.store.atomic import atomic_write
 from harness.store.baseline import InputError
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -116,14 +117,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"device: {result.env['device']} ({result.env['device_name']}), measured copy bandwidth "
           f"{result.env['peak_gbps_measured'] or float('nan'):.1f} GB/s, suite {args.suite}, "
           f"{len(df)} rows in {result.seconds:.0f}s")
-    print(summary.format_summary(summary.summarize(df)))
+    infos = results.variant_infos(result.env, df)
+    print(summary.format_summary(summary.summarize(df, infos)))
     failed = df[~df["ok"]]
     if len(failed):
         print(f"\n{len(failed)} failed rows:")
         for r in failed.head(20).itertuples():
-            print(f"  {r.workload} {r.dtype} t={r.num_tokens} h={r.hidden} {r.variant}: {r.error[:200]}")
-    # vLLM's pass (real or modelled) has known holes: its failures are findings, not run failures
-    real = failed[~failed["variant"].isin(results.REFERENCE_VARIANTS)]
+            print(f"  {r.workload} {r.dtype} t={r.num_tokens} h={r.hidden} {r.variant} "
+                  f"[{results.outcome(r.status, r.ok, r.expected_wrong).value}]: {r.error[:200]}")
+    # the reference pass has known holes: its failures are findings, not run failures
+    reference = {i.name for i in infos if i.reference}
+    real = failed[~failed["variant"].isin(reference)]
     if result.env.get("interrupted"):
         return EXIT_INTERRUPTED
     return EXIT_FAIL if len(real) else EXIT_OK
@@ -283,7 +287,7 @@ def nightly_judge(run_dir: Path, history: Path,
     if run.env.get("shard"):
         raise InputError(f"{run_dir} is shard {run.env['shard']}: merge the shards first")
     result = trendmod.trend(run, trendmod.discover_history(history, run), config)
-    baseline.atomic_write_text(Path(run_dir) / "trend.csv", result.table.to_csv(index=False))
+    atomic_write(Path(run_dir) / "trend.csv", result.table.to_csv(index=False), replace=True)
     paths = document.build_report(
         run, run_dir, extra=[document.trend_section(result, config)],
         title=f"cleanpass nightly: {run.device_name or run.device} ({run.env.get('utc', '')})")

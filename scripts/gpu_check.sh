@@ -3,7 +3,7 @@
 # SUITE_ARGS to fit the lease), all logged to $OUT/log.txt; a failing stage never stops the next.
 # Run from the repo root on a machine with torch + Triton installed: PYTHONPATH=. and no install.
 set -u
-OUT=${OUT:-/tmp/cleanpass-gpu}
+OUT=${OUT:-$(mktemp -d -t cleanpass-gpu.XXXXXX)}
 mkdir -p "$OUT"
 export PYTHONPATH=.
 log="$OUT/log.txt"

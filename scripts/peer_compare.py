@@ -132,7 +132,7 @@ def smoke_graphs() -> Iterator[tuple[str, fx.Graph, tuple[int, ...]]]:
     """(label, post-grad graph after our lowering, donated) for every graph the smoke suite
     compiles, built as the harness builds them (one compile per group, token dim dynamic,
     recompiles where Dynamo specialises, e.g. one token)."""
-    from harness.run.compile import apply, mark_token_dims
+    from harness.run.compile import apply
     from harness.run.suites import case_matrix, group_cases
     from workloads import catalog, pipeline
 
@@ -145,8 +145,7 @@ def smoke_graphs() -> Iterator[tuple[str, fx.Graph, tuple[int, ...]]]:
             built = catalog.get(case.workload).build(case.shape, case.dtype, "cpu")
             inputs = [t.clone() if isinstance(t, torch.Tensor) else t for t in built.inputs]
             if index == 0:
-                mark_token_dims(inputs, case.shape.num_tokens, getattr(built, "dynamic_dim", 0),
-                                case.shape.hidden)
+                built.mark_token_dims(inputs, case.shape.hidden)
             seen = len(captured)
             compiled(built.fn, *inputs)
             for graph, donated in captured[seen:]:

@@ -10,10 +10,11 @@ import importlib
 import logging
 import pkgutil
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 
+from workloads import compat
 from workloads.dims import ModelDims, dims, model_for_hidden
 
 log = logging.getLogger(__name__)
@@ -37,9 +38,14 @@ class Shape:
 
 @dataclass
 class Built:
-    """One ready-to-run instance of a workload (see /work/interfaces.md).
+    """One ready-to-run instance of a workload.
 
-    ``ideal_mutates``: positions in ``inputs`` that ``ideal_fn`` writes (it treats its
+    ``fn`` calls IR ops (the graph the pipeline compiles), ``native_fn`` is the same computation
+    in plain torch (the float64 reference and the ``eager``/``native`` variants), ``ideal_fn``
+    calls in-place kernels directly with no clones. ``donated``: positions in ``inputs`` that
+    ``fn`` gives up through ``maybe_inplace`` calls (checked by ``workloads.donation``).
+    ``dynamic_dim``: the token dimension of the activations (``inputs[0]`` has the token count
+    there). ``ideal_mutates``: positions in ``inputs`` that ``ideal_fn`` writes (it treats its
     activations as given up); run it on fresh copies.
     """
 
@@ -50,6 +56,31 @@ class Built:
     donated: tuple[int, ...] = ()
     dynamic_dim: int = 0
     ideal_mutates: tuple[int, ...] = ()
+
+    @property
+    def num_tokens(self) -> int:
+        return int(self.inputs[0].shape[self.dynamic_dim])
+
+    def mark_token_dims(self, inputs: Sequence[Any], hidden: int | None = None) -> int:
+        """Mark the token dim dynamic on each of ``inputs`` (copies of ``self.inputs``) that has
+        the token count there; returns how many were marked. The one token-dimension marker.
+
+        1-D inputs count too (e.g. rotary ``positions``), unless the token count equals
+        ``hidden``, where a 1-D input may be a weight. A token count of 1 marks nothing: Dynamo
+        specialises sizes 0 and 1 (a graph compiled at N > 1 serves one token anyway).
+        """
+        dim, tokens = self.dynamic_dim, self.num_tokens
+        if tokens < 2:
+            return 0
+        marked = 0
+        for x in inputs:
+            if not isinstance(x, torch.Tensor) or x.dim() <= dim or x.shape[dim] != tokens:
+                continue
+            if x.dim() == 1 and hidden is not None and tokens == hidden:
+                continue
+            compat.mark_dynamic(x, dim)
+            marked += 1
+        return marked
 
     def fresh_inputs(self) -> tuple:
         """Copies of ``inputs`` (for runs that write their inputs)."""
@@ -76,7 +107,7 @@ class Workload(abc.ABC):
     # Variants known to compute wrong results here (the reference policy's holes): harness rows
     # for them are expected to fail validation.
     expected_wrong: tuple[str, ...] = ()
-    # How much wider than the one-op dtype tolerance (harness.run.validate.TOLERANCES) this
+    # How much wider than the one-op dtype tolerance (workloads.numerics.TOLERANCES) this
     # workload's error against float64 may grow: deeper chains of low-precision ops round more.
     tolerance_scale: float = 1.0
 

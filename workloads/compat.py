@@ -6,12 +6,11 @@ everything else in ``workloads`` goes through these helpers.
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib.util
 import itertools
 import os
 import types
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 import torch
 
@@ -30,14 +29,18 @@ except Exception:  # pragma: no cover - very old torch
 CustomGraphPass = _CustomGraphPass
 
 
-def hash_files(paths: Iterable[str], extra: str = "") -> str:
-    """Hash the contents of source files (plus ``extra``) for a pass ``uuid()``."""
-    h = hashlib.sha256(extra.encode())
-    for p in sorted(set(paths)):
-        with open(p, "rb") as f:
-            h.update(p.encode())
-            h.update(f.read())
-    return h.hexdigest()
+OpOverload = torch._ops.OpOverload
+OpOverloadPacket = torch._ops.OpOverloadPacket
+
+
+def op_namespace_and_name(target: Any) -> tuple[str, str] | None:
+    """``("cleanpass_ir", "rms_norm")`` for any overload or the packet of an op; None otherwise."""
+    if isinstance(target, OpOverloadPacket):
+        ns, _, name = target._qualified_op_name.partition("::")
+        return ns, name
+    if isinstance(target, OpOverload):
+        return target.namespace, target._opname
+    return None
 
 
 @functools.lru_cache(1)
@@ -66,8 +69,11 @@ def fake_apply(fn: Any, *args: Any) -> Any:
 
 
 def mark_dynamic(t: torch.Tensor, dim: int) -> None:
-    """``torch._dynamo.mark_dynamic`` behind one name."""
-    torch._dynamo.mark_dynamic(t, dim)
+    """``torch._dynamo.maybe_mark_dynamic`` (a hint: code that specialises the dim still compiles,
+    just once per size); falls back to ``mark_dynamic``, else a no-op."""
+    fn = getattr(torch._dynamo, "maybe_mark_dynamic", None) or getattr(torch._dynamo, "mark_dynamic", None)
+    if fn is not None:
+        fn(t, dim)
 
 
 def inductor_options(pre_grad: Any, post_grad: Any) -> dict[str, Any]:

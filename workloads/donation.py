@@ -7,14 +7,23 @@ For each ``cleanpass_ir.<op>.maybe_inplace`` node (Torch IR, before AOTAutograd)
    raise ``DonationError`` naming the node and the later user;
 3. the node is retargeted to the functional overload, so AOTAutograd sees a plain functional op.
 The recorded positions are those of the pre-grad placeholders; ``DonationState`` carries them to
-the post-grad pipeline pass, which checks the placeholder count still matches before using them.
+the post-grad pipeline pass, which hands them to ``cleanpass.CloneEliminationPass`` through
+``cleanpass.donated_inputs`` (after checking the placeholder count still matches). That is the
+one way donation reaches the pass. What a workload *declares* (``Built.donated``: which of its
+inputs a caller may find overwritten) is checked against the same ``maybe_inplace`` calls by
+``check_declared``, so the harness never trusts a declaration the model code does not make.
 """
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
 
+import torch
 from torch import fx
+from torch.overrides import TorchFunctionMode
+
+import cleanpass
 
 from workloads import compat
 from workloads.ir import ir_op_of, is_maybe_inplace
@@ -24,6 +33,10 @@ log = logging.getLogger(__name__)
 
 class DonationError(RuntimeError):
     """A donated activation was used after the ``maybe_inplace`` call that gave it up."""
+
+
+class DeclarationError(ValueError):
+    """A workload's declared donated inputs differ from what its ``maybe_inplace`` calls donate."""
 
 
 @dataclass
@@ -74,4 +87,40 @@ class DonationPass(compat.CustomGraphPass):
             log.debug("donated placeholder positions %s", self.state.donated)
 
     def uuid(self) -> str:
-        return compat.hash_files([__file__], extra="donation")
+        return cleanpass.hash_files([__file__], extra="donation")
+
+
+class _DonationRecorder(TorchFunctionMode):
+    """Sees every ``maybe_inplace`` call of an eager run and notes the activations it gives up."""
+
+    def __init__(self, inputs: Sequence[Any]) -> None:
+        super().__init__()
+        self.position = {id(x): i for i, x in enumerate(inputs) if isinstance(x, torch.Tensor)}
+        self.donated: set[int] = set()
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
+        if is_maybe_inplace(func):
+            for pos in ir_op_of(func).activations:
+                if pos < len(args) and id(args[pos]) in self.position:
+                    self.donated.add(self.position[id(args[pos])])
+        return func(*args, **(kwargs or {}))
+
+
+def observed_donations(fn: Callable[..., Any], inputs: Sequence[Any]) -> tuple[int, ...]:
+    """Positions of ``inputs`` that ``fn``'s ``maybe_inplace`` calls give up, from one eager call
+    (the eager ``maybe_inplace`` is functional, so ``inputs`` are left as they were)."""
+    recorder = _DonationRecorder(inputs)
+    with torch.no_grad(), recorder:
+        fn(*inputs)
+    return tuple(sorted(recorder.donated))
+
+
+def check_declared(name: str, fn: Callable[..., Any], inputs: Sequence[Any],
+                   declared: Sequence[int]) -> tuple[int, ...]:
+    """Raise ``DeclarationError`` unless ``fn`` donates exactly the ``declared`` input positions."""
+    observed = observed_donations(fn, inputs)
+    if observed != tuple(sorted(declared)):
+        raise DeclarationError(
+            f"{name}: Built.donated declares inputs {tuple(sorted(declared))} donated, but its "
+            f"maybe_inplace calls donate {observed}; fix the declaration or the model code")
+    return observed

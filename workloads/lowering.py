@@ -100,7 +100,7 @@ def lower_ir_ops(graph: fx.Graph, providers: Sequence[str] | None = None) -> Low
     for node in list(graph.nodes):
         if node.op != "call_function" or ir_op_of(node.target) is None:
             continue
-        if isinstance(node.target, torch._ops.OpOverloadPacket):
+        if isinstance(node.target, compat.OpOverloadPacket):
             node.target = node.target.default
         impl = _choose(node, providers)
         if impl is not None and impl.inplace and not _users_are_getitems(node):

@@ -1,11 +1,18 @@
-"""One Inductor post-grad pass: lowering, then (optionally) clone elimination.
+"""One Inductor post-grad pass: lowering, then (optionally) the pass users adopt.
 
-The clone-elimination stage is cleanpass with a policy name ("sound", "vllm"), or any
-``ExternalCloneElimination`` (e.g. vLLM's own pass, wrapped by the harness).
+The clone-elimination stage is a real ``cleanpass.CloneEliminationPass``, the object a user
+puts in ``post_grad_custom_post_pass``; its ``uuid()`` is part of this pass's key and its
+reports are this pass's reports. Donated inputs reach it the way they reach it for a user:
+``cleanpass.donated_inputs`` around the call, with the positions the pre-grad donation pass
+recorded from the model's ``maybe_inplace`` calls.
 
-``compile_fn`` wires it into ``torch.compile`` through per-compile options together with the
-pre-grad donation pass, so every compile carries its own passes and config.
-The stages are one ordered list that drives both ``__call__`` and ``uuid()``.
+A clone-elimination pass from elsewhere (an ``ExternalCloneElimination``, e.g. vLLM's own
+pass wrapped by the harness) can take that stage instead; it gets the donated positions as an
+argument.
+
+``compile_fn`` wires both passes into ``torch.compile`` through per-compile options, so every
+compile carries its own passes and config. The stages are one ordered list that drives both
+``__call__`` and ``uuid()``.
 """
 from __future__ import annotations
 
@@ -19,9 +26,39 @@ from typing import Any, Callable, Protocol, Sequence
 import torch
 from torch import fx
 
+import cleanpass
+
 from workloads import compat, donation, lowering
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One way to compile a workload's IR graph: lowering, then cleanpass with ``policy``
+    (None: lowering only). ``reference``: the reference policy, with its known holes."""
+
+    name: str
+    policy: str | None
+    reference: bool = False
+
+
+#: The arms of every A/B comparison, declared once: the harness registers its compiled variants,
+#: the clone table its columns and the selfcheck its runs from these; ``Workload.expected_clones``
+#: and ``Workload.expected_wrong`` are keyed by their names.
+ARMS: tuple[Arm, ...] = (
+    Arm("lowered", None),
+    Arm("vllm", "vllm", reference=True),
+    Arm("cleanpass", "sound"),
+)
+
+
+def arm(name: str) -> Arm:
+    """One arm by name."""
+    for a in ARMS:
+        if a.name == name:
+            return a
+    raise KeyError(f"unknown arm {name!r}; one of {[a.name for a in ARMS]}")
 
 
 @dataclass
@@ -60,6 +97,8 @@ class PipelinePass(compat.CustomGraphPass):
         self.policy = policy
         self.providers = tuple(providers) if providers is not None else None
         self.state = state if state is not None else donation.DonationState()
+        self.clean = cleanpass.CloneEliminationPass(policy=policy) if isinstance(policy, str) else None
+        self.external = policy if policy is not None and not isinstance(policy, str) else None
         self.reports: list[Any] = []
         self.lowering_reports: list[lowering.LoweringReport] = []
         self.stages: list[tuple[str, Callable[[fx.Graph], None]]] = [("lowering", self._lower)]
@@ -88,24 +127,21 @@ class PipelinePass(compat.CustomGraphPass):
         return self.state.donated
 
     def _cleanpass(self, graph: fx.Graph) -> None:
-        if not isinstance(self.policy, str):
-            self.reports.append(self.policy(graph, self.donated(graph)))
+        donated = self.donated(graph)
+        if self.external is not None:  # a pass from elsewhere takes the positions directly
+            self.reports.append(self.external(graph, donated))
             return
-        import cleanpass  # lazy: the pass ships separately
-
-        self.reports.append(cleanpass.eliminate_clones_in_graph(
-            graph, donated=self.donated(graph), policy=self.policy))
+        assert self.clean is not None
+        with cleanpass.donated_inputs(donated):
+            self.clean(graph)
+        self.reports.append(self.clean.reports[-1])
 
     def uuid(self) -> str:
-        external = self.policy is not None and not isinstance(self.policy, str)
-        policy_key = self.policy.uuid() if external else self.policy
+        policy_key = self.external.uuid() if self.external is not None else self.policy
         extra = repr((policy_key, self.providers, [s for s, _ in self.stages]))
-        if isinstance(self.policy, str):
-            import cleanpass
-
-            # cleanpass's own key already covers its sources and the policy
-            extra += cleanpass.CloneEliminationPass(policy=self.policy).uuid()
-        return compat.hash_files(_source_files(), extra=extra)
+        if self.clean is not None:
+            extra += self.clean.uuid()  # the pass's own key: its sources, policy and switch
+        return cleanpass.hash_files(_source_files(), extra=extra)
 
 
 class Compiled:

@@ -10,12 +10,12 @@ from typing import Sequence
 
 import torch
 
-from workloads import catalog, selfcheck
+from workloads import catalog, pipeline, selfcheck
 from workloads.ir import OPS
 
 log = logging.getLogger(__name__)
 
-VARIANTS = ("lowered", "vllm", "cleanpass")
+VARIANTS = tuple(a.name for a in pipeline.ARMS)
 
 INTRO = """\
 ## Workloads
@@ -91,16 +91,19 @@ def measure(names: Sequence[str], suite: str = "test") -> Counts:
 
 def clone_table(counts: Counts) -> str:
     """Markdown: clones after lowering, and those left by each policy."""
-    lines = ["| workload | clones after lowering | left by `vllm` policy | left by `cleanpass` (sound) |",
-             "|---|---|---|---|"]
+    base = next(a.name for a in pipeline.ARMS if a.policy is None)
+    passes = [a for a in pipeline.ARMS if a.policy is not None]
+    heads = [f"left by `{a.name}` policy" if a.reference else f"left by `{a.name}` ({a.policy})" for a in passes]
+    lines = ["| workload | clones after lowering | " + " | ".join(heads) + " |",
+             "|---|---|" + "---|" * len(passes)]
 
     def cell(c: Cell) -> str:
         return f"{c.after}" + ("" if c.ok else " (wrong results)")
 
     for label, c in counts.items():
         name, _, rest = label.partition(" ")
-        lines.append(f"| `{name}`{' ' + rest if rest else ''} | {c['lowered'].after} | {cell(c['vllm'])} "
-                     f"| {cell(c['cleanpass'])} |")
+        lines.append(f"| `{name}`{' ' + rest if rest else ''} | {c[base].after} | "
+                     + " | ".join(cell(c[a.name]) for a in passes) + " |")
     return "\n".join(lines)
 
 

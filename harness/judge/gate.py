@@ -6,7 +6,7 @@ Rules, numbered as in the README and the tests:
    from the same device *type*; on CUDA also the same device *model* (``device_name``).
    Otherwise the gate cannot say anything: exit 2. CPU model names may differ (CI runners
    change), because on CPU only the deterministic metrics are gated.
-2. **Matching.** Rows match on ``KEY`` (workload, variant, dtype, num_tokens, hidden, device).
+2. **Matching.** Rows match on ``ROW_KEY`` (workload, variant, dtype, num_tokens, hidden, device).
    Rows whose ``status`` is ``skipped`` on either side are ignored. A row in the baseline
    missing from the run is a REGRESSION (coverage silently shrank; refresh the baseline on
    purpose if that was intended; with ``--partial`` it is a NOTE); a run row with no baseline
@@ -39,8 +39,8 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from harness.judge.stats import DEFAULT_BOOTSTRAP, DEFAULT_CONFIDENCE, TooFewSamples, ratio_ci
-from harness.store.baseline import KEY, InputError, RunData
-from harness.store.results import Status
+from harness.store.baseline import InputError, RunData
+from harness.store.results import ROW_KEY, Status
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,14 @@ FLAG_RULES = {
 #: Flags that are a contract only on rows that carry a promise (rule 3); elsewhere observations.
 PROMISED_FLAGS = {"bitwise_equal": "bitwise_partner"}
 DTYPE_SHORT = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32", "float64": "fp64"}
+
+
+class LatencyVerdict(str, enum.Enum):
+    """One latency comparison's outcome (rule 4)."""
+
+    PASS = "pass"
+    WARN = "warn"
+    REGRESSION = "regression"
 
 
 class Level(enum.Enum):
@@ -112,7 +120,7 @@ class LatencyComparison:
     point: float
     low: float
     high: float
-    verdict: str  # "pass" | "warn" | "regression"
+    verdict: LatencyVerdict
 
 
 @dataclass
@@ -142,7 +150,7 @@ class GateResult:
 
 def describe_key(key: tuple) -> str:
     """``cleanpass rms_norm bf16 T=32 H=4096`` (plus the device when it is not the usual one)."""
-    rec = dict(zip(KEY, key))
+    rec = dict(zip(ROW_KEY, key))
     dtype = DTYPE_SHORT.get(str(rec["dtype"]), str(rec["dtype"]))
     return f"{rec['variant']} {rec['workload']} {dtype} T={rec['num_tokens']} H={rec['hidden']}"
 
@@ -177,7 +185,7 @@ def _as_bool(value: object) -> bool | None:
 def _index(rows: pd.DataFrame, side: str, findings: list[Finding]) -> dict[tuple, dict]:
     out: dict[tuple, dict] = {}
     for rec in rows.to_dict("records"):
-        key = tuple(rec[c] for c in KEY)
+        key = tuple(rec[c] for c in ROW_KEY)
         key = tuple(int(v) if isinstance(v, float) and v.is_integer() else v for v in key)
         if key in out:
             findings.append(Finding(Level.NOTE, key, f"duplicate {side} row", reason="first kept"))
@@ -274,13 +282,13 @@ def latency_finding(
     pct = int(round(config.confidence * 100))
     detail = f"x{ci.point:.3f}, {pct}% CI [{ci.low:.3f}, {ci.high:.3f}], limit {limit:.3f}"
     if ci.low > limit and grew_enough:
-        verdict, level = "regression", Level.REGRESSION
+        verdict, level = LatencyVerdict.REGRESSION, Level.REGRESSION
         detail += f", +{r50 - b50:.2f} us > floor {config.floor_us:g} us"
     elif ci.point > limit and grew_enough:
-        verdict, level = "warn", Level.WARN
+        verdict, level = LatencyVerdict.WARN, Level.WARN
         detail += "; only the point estimate is above: rerun to confirm"
     else:
-        verdict, level = "pass", None
+        verdict, level = LatencyVerdict.PASS, None
     comp = LatencyComparison(key, b50, r50, ci.point, ci.low, ci.high, verdict)
     if level is None:
         return None, comp

@@ -4,7 +4,7 @@ Why a bootstrap of block medians: latency samples are skewed (a long right tail 
 scheduler hiccups and clock changes), so means and t-intervals cry wolf. The runner
 interleaves the variants in blocks and stores one sample per variant per block (the block
 median), which already absorbs most outliers; resampling those blocks gives an interval
-for ``median(run) / median(base)`` without assuming a distribution (KNOWLEDGE.md §5).
+for ``median(run) / median(base)`` without assuming a distribution (docs/timing.md).
 
 Two modes:
 

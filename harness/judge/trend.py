@@ -27,8 +27,8 @@ from pathlib import Path
 import pandas as pd
 
 from harness.judge.gate import Finding, GateConfig, Level
-from harness.store.baseline import KEY, InputError, RunData, load_run
-from harness.store.results import measured_rows
+from harness.store.baseline import InputError, RunData, load_run
+from harness.store.results import ROW_KEY, measured_rows
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ def _long(run: RunData) -> pd.DataFrame:
     """Key columns + the judged metrics of the usable rows of one run."""
     rows = measured_rows(run.rows)
     cols = [c for c in GROW_METRICS + FLAG_METRICS + (LATENCY,) if c in rows.columns]
-    out = rows[list(KEY) + cols].copy()
+    out = rows[list(ROW_KEY) + cols].copy()
     for c in GROW_METRICS + (LATENCY,):
         if c in out:
             out[c] = pd.to_numeric(out[c], errors="coerce").astype("float64")
@@ -103,21 +103,21 @@ def _long(run: RunData) -> pd.DataFrame:
     if "bitwise_equal" in out and "bitwise_partner" in rows:
         # only promised bit-equality is judged (gate rule 3); the rest is a machine observation
         out.loc[rows["bitwise_partner"].astype(str) == "", "bitwise_equal"] = float("nan")
-    return out.drop_duplicates(list(KEY))
+    return out.drop_duplicates(list(ROW_KEY))
 
 
 def violations(run: RunData, window: list[RunData], config: TrendConfig) -> pd.DataFrame:
     """Rule 1-2: the violations of ``run`` against the median of ``window``.
 
-    Returns columns KEY + metric, value, reference, n_ref."""
-    cols = list(KEY) + ["metric", "value", "reference", "n_ref"]
+    Returns columns ROW_KEY + metric, value, reference, n_ref."""
+    cols = list(ROW_KEY) + ["metric", "value", "reference", "n_ref"]
     if not window:
         return pd.DataFrame(columns=cols)
     ref_frame = pd.concat([_long(r) for r in window], ignore_index=True)
-    metrics = [c for c in ref_frame.columns if c not in KEY]
-    ref = ref_frame.groupby(list(KEY), dropna=False)[metrics].median()
-    counts = ref_frame.groupby(list(KEY), dropna=False)[metrics].count()
-    cur = _long(run).set_index(list(KEY))
+    metrics = [c for c in ref_frame.columns if c not in ROW_KEY]
+    ref = ref_frame.groupby(list(ROW_KEY), dropna=False)[metrics].median()
+    counts = ref_frame.groupby(list(ROW_KEY), dropna=False)[metrics].count()
+    cur = _long(run).set_index(list(ROW_KEY))
     out = []
     for metric in metrics:
         if metric not in cur.columns:
@@ -162,13 +162,13 @@ def trend(run: RunData, history: list[RunData], config: TrendConfig | None = Non
         if earlier
         else now.iloc[0:0]
     )
-    prev_keys = {tuple(r) for r in prev[list(KEY) + ["metric"]].itertuples(index=False, name=None)}
+    prev_keys = {tuple(r) for r in prev[list(ROW_KEY) + ["metric"]].itertuples(index=False, name=None)}
     table = now.copy()
     table["previous_run_violated"] = [
-        tuple(r) in prev_keys for r in now[list(KEY) + ["metric"]].itertuples(index=False, name=None)
+        tuple(r) in prev_keys for r in now[list(ROW_KEY) + ["metric"]].itertuples(index=False, name=None)
     ]
     for rec in table.to_dict("records"):
-        key = tuple(rec[c] for c in KEY)
+        key = tuple(rec[c] for c in ROW_KEY)
         metric = rec["metric"]
         value, ref = rec["value"], rec["reference"]
         if metric in FLAG_METRICS:

@@ -16,10 +16,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.judge.gate import GateConfig, GateResult, describe_key, gate
+from harness.judge.gate import GateConfig, GateResult, LatencyVerdict, describe_key, gate
 from harness.judge.trend import TrendConfig, TrendResult
-from harness.store.baseline import RunData, atomic_write_text
-from harness.store.results import measured_rows
+from harness.store.atomic import atomic_write
+from harness.store.baseline import RunData
+from harness.store.results import Outcome, VariantInfo, baseline_variant, measured_rows, outcome, variant_infos
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +155,11 @@ def _inline_html(text: str) -> str:
 # ---------------------------------------------------------------- sections
 
 
+def _infos(run: RunData) -> list[VariantInfo]:
+    """The run's variant declarations (``env.json``; derived from the rows for older runs)."""
+    return variant_infos(run.env, run.rows)
+
+
 def _live(rows: pd.DataFrame) -> pd.DataFrame:
     return measured_rows(rows)
 
@@ -170,20 +176,20 @@ def summary_section(run: RunData) -> Section:
     text = (
         f"{len(rows)} rows ({len(rows) - len(live)} skipped), "
         f"{live['workload'].nunique()} workloads, variants: "
-        f"{', '.join(_figures().variant_order(live)) if not live.empty else 'none'}. "
+        f"{', '.join(_figures().variant_order(live, _infos(run))) if not live.empty else 'none'}. "
         f"{failing} rows failed validation."
     )
     return Section("Run", text, [("Environment", env_table)])
 
 
 def latency_section(run: RunData, fig_dir: Path, made: list[Path]) -> Section:
-    path = _figures().latency_vs_tokens(run.rows, fig_dir / "latency_vs_tokens.png")
+    path = _figures().latency_vs_tokens(run.rows, _infos(run), fig_dir / "latency_vs_tokens.png")
     live = _live(run.rows)
     pivot = pd.DataFrame()
     if not live.empty:
         pivot = live.pivot_table(index=["workload", "dtype", "num_tokens", "hidden"],
                                  columns="variant", values="latency_us_p50", aggfunc="median")
-        pivot = pivot[[v for v in _figures().variant_order(live) if v in pivot.columns]].reset_index()
+        pivot = pivot[[v for v in _figures().variant_order(live, _infos(run)) if v in pivot.columns]].reset_index()
         pivot.columns.name = None
     if path:
         made.append(path)
@@ -203,13 +209,13 @@ def bandwidth_section(run: RunData, fig_dir: Path, made: list[Path]) -> Section:
         peak = float(peak) if peak is not None else None
     except (TypeError, ValueError):
         peak = None
-    path = _figures().bandwidth_roofline(run.rows, peak, fig_dir / "bandwidth_roofline.png")
+    path = _figures().bandwidth_roofline(run.rows, _infos(run), peak, fig_dir / "bandwidth_roofline.png")
     live = _live(run.rows)
     table = pd.DataFrame()
     if not live.empty and "pct_of_peak" in live:
         table = live.pivot_table(index=["workload", "dtype", "num_tokens"], columns="variant",
                                  values="pct_of_peak", aggfunc="median")
-        table = table[[v for v in _figures().variant_order(live) if v in table.columns]].reset_index()
+        table = table[[v for v in _figures().variant_order(live, _infos(run)) if v in table.columns]].reset_index()
         table.columns.name = None
     if path:
         made.append(path)
@@ -225,8 +231,8 @@ def bandwidth_section(run: RunData, fig_dir: Path, made: list[Path]) -> Section:
 
 
 def removal_section(run: RunData, fig_dir: Path, made: list[Path]) -> Section:
-    path = _figures().clones_and_bytes_removed(run.rows, fig_dir / "clones_bytes_removed.png")
-    table = _figures().removal_table(run.rows)
+    path = _figures().clones_and_bytes_removed(run.rows, _infos(run), fig_dir / "clones_bytes_removed.png")
+    table = _figures().removal_table(run.rows, _infos(run))
     if not table.empty:
         table = table.assign(variant=table["variant"].astype(str),
                              MB_removed=(table["bytes_removed"] / 1e6).round(3))
@@ -235,8 +241,10 @@ def removal_section(run: RunData, fig_dir: Path, made: list[Path]) -> Section:
         made.append(path)
     return Section(
         "Clones and bytes removed per workload",
-        "`lowered` keeps every protective clone; `vllm` and `cleanpass` remove what their "
-        "policy allows. Bytes removed are measured against `lowered` on the same shape.",
+        f"`{baseline_variant(_infos(run))}` keeps every protective clone; "
+        f"{', '.join(f'`{i.name}`' for i in _infos(run) if i.policy is not None) or 'no variant'} "
+        f"remove what their policy allows. Bytes removed are measured against "
+        f"`{baseline_variant(_infos(run))}` on the same shape.",
         [("Summed over shapes and dtypes", table)],
         f"{FIG_DIR}/{path.name}" if path else None,
         "clones and bytes removed per workload",
@@ -254,13 +262,24 @@ def numerics_section(run: RunData) -> Section:
             bitwise_equal=("bitwise_equal", lambda s: int(s.fillna(False).astype(bool).sum())),
             max_abs_err=("max_abs_err", "max"),
         ).reset_index()
-        order = {v: i for i, v in enumerate(_figures().variant_order(live))}
+        order = {v: i for i, v in enumerate(_figures().variant_order(live, _infos(run)))}
         verdicts = verdicts.sort_values("variant", key=lambda s: s.map(order))
-    failing = live[~live["ok"].astype(bool)][cols] if not live.empty else pd.DataFrame()
-    text = ("Every compiled variant is checked against a float64 reference and bit for bit "
-            "against the other variants. `ok` counts rows within tolerance.")
-    tables = [("Verdicts per variant", verdicts)]
-    tables.append(("Rows that failed validation", failing))
+    judged = live.assign(outcome=[outcome(s, bool(o), bool(e)).value for s, o, e in
+                                  zip(live["status"], live["ok"], live["expected_wrong"])])
+    unexpected = judged[judged["outcome"] == Outcome.UNEXPECTED.value][cols]
+    expected = judged[judged["outcome"] == Outcome.EXPECTED_WRONG.value][cols]
+    stale = judged[judged["outcome"] == Outcome.PREDICTION_STALE.value][cols]
+    base = baseline_variant(_infos(run))
+    text = (f"Every variant is checked against a float64 reference and bit for bit against the "
+            f"variant it promises to match; `bitwise_equal` counts rows bit-identical to `{base}`. "
+            f"Failures the workload predicts (the reference pass's holes) are **expected wrong (as "
+            f"predicted)**: {len(expected)} rows; failures nobody predicted are **unexpected**: "
+            f"{len(unexpected)} rows.")
+    tables = [("Verdicts per variant", verdicts),
+              ("Unexpected failures", unexpected),
+              ("Expected wrong (as predicted)", expected)]
+    if not stale.empty:
+        tables.append(("Predicted wrong, but correct (the workload's prediction is stale)", stale))
     return Section("Numerics", text, tables)
 
 
@@ -276,10 +295,10 @@ def comparison_section(result: GateResult, baseline: RunData, config: GateConfig
                                         fig_dir / "latency_vs_baseline.png")
     if path:
         made.append(path)
-    flagged = [c for c in result.latency if c.verdict != "pass"]
-    top = sorted((c for c in result.latency if c.verdict == "pass"), key=lambda c: -c.point)
+    flagged = [c for c in result.latency if c.verdict is not LatencyVerdict.PASS]
+    top = sorted((c for c in result.latency if c.verdict is LatencyVerdict.PASS), key=lambda c: -c.point)
     lat = pd.DataFrame(
-        [(describe_key(c.key), c.base_p50, c.run_p50, c.point, c.low, c.high, c.verdict)
+        [(describe_key(c.key), c.base_p50, c.run_p50, c.point, c.low, c.high, c.verdict.value)
          for c in flagged + top[:10]],
         columns=["row", "baseline p50 us", "run p50 us", "ratio", "CI low", "CI high", "verdict"],
     )
@@ -347,7 +366,7 @@ def build_report(
         f"cleanpass report: {run.env.get('suite', '?')} suite on {run.device_name or run.device}"
         f" ({run.env.get('utc', '')})"
     )
-    md = atomic_write_text(out_dir / "report.md", render_markdown(title, sections))
-    page = atomic_write_text(out_dir / "report.html", render_html(title, sections))
+    md = atomic_write(out_dir / "report.md", render_markdown(title, sections), replace=True)
+    page = atomic_write(out_dir / "report.html", render_html(title, sections), replace=True)
     log.info("wrote %s and %s with %d figures", md, page, len(made))
     return ReportPaths(md, page, tuple(made))

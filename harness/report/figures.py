@@ -20,40 +20,59 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import NullFormatter
 
-from harness.store.baseline import atomic_write_bytes
-from harness.store.results import measured_rows
+from harness.judge.gate import LatencyVerdict, describe_key
+from harness.store.atomic import atomic_write
+from harness.store.results import VariantInfo, baseline_variant, measured_rows
 
 log = logging.getLogger(__name__)
 
-#: Stable colours per variant, so every figure reads the same way.
-VARIANT_COLORS = {
-    "eager": "#7f7f7f",
-    "native": "#1f77b4",
-    "lowered": "#d62728",
-    "vllm": "#ff7f0e",
-    "cleanpass": "#2ca02c",
-    "ideal": "#9467bd",
-}
-VARIANT_ORDER = list(VARIANT_COLORS)
+#: Colours by a variant's declared role, so every figure reads the same way.
+ROLE_COLORS = {"baseline": "#d62728", "reference": "#ff7f0e", "pass": "#2ca02c", "bound": "#9467bd"}
+OTHER_COLORS = ("#7f7f7f", "#1f77b4", "#17becf", "#8c564b", "#e377c2", "#bcbd22")
 DTYPE_STYLES = {"bfloat16": "-", "float16": "--", "float32": ":"}
 DPI = 110
 
 
-def _color(variant: str) -> str:
-    return VARIANT_COLORS.get(variant, "#17becf")
+def _role(info: VariantInfo) -> str | None:
+    if info.baseline:
+        return "baseline"
+    if info.reference:
+        return "reference"
+    if info.policy is not None:
+        return "pass"
+    return "bound" if info.bound else None
 
 
-def variant_order(frame: pd.DataFrame) -> list[str]:
-    """Variants present in ``frame``, in the DESIGN.md order (eager ... ideal)."""
+def colors(infos: Sequence[VariantInfo]) -> dict[str, str]:
+    """Variant -> colour: its role's colour, else the next of the others (in declared order)."""
+    out, others = {}, iter(OTHER_COLORS)
+    for info in infos:
+        role = _role(info)
+        out[info.name] = ROLE_COLORS[role] if role else next(others, "#17becf")
+    return out
+
+
+def _color(variant: str, infos: Sequence[VariantInfo]) -> str:
+    return colors(infos).get(variant, "#17becf")
+
+
+def _pass_variants(infos: Sequence[VariantInfo]) -> list[str]:
+    """Variants that run a clone-elimination policy over the baseline's graph."""
+    return [i.name for i in infos if i.policy is not None]
+
+
+def variant_order(frame: pd.DataFrame, infos: Sequence[VariantInfo]) -> list[str]:
+    """Variants present in ``frame``, in their declared order (unknown ones last, by name)."""
+    declared = [i.name for i in infos]
     present = list(dict.fromkeys(frame["variant"]))
-    return sorted(present, key=lambda v: (VARIANT_ORDER.index(v) if v in VARIANT_ORDER else 99, v))
+    return sorted(present, key=lambda v: (declared.index(v) if v in declared else len(declared), v))
 
 
 def _save(fig: Figure, path: Path) -> Path:
     FigureCanvasAgg(fig)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
-    atomic_write_bytes(path, buf.getvalue())
+    atomic_write(path, buf.getvalue(), replace=True)
     log.debug("wrote figure %s", path)
     return path
 
@@ -66,7 +85,7 @@ def _usable(rows: pd.DataFrame, *cols: str) -> pd.DataFrame:
     return measured_rows(frame)
 
 
-def latency_vs_tokens(rows: pd.DataFrame, path: Path) -> Path | None:
+def latency_vs_tokens(rows: pd.DataFrame, infos: Sequence[VariantInfo], path: Path) -> Path | None:
     """p50 latency against token count, one panel per workload, one line per variant
     (line style per dtype); whiskers span p20..p80."""
     frame = _usable(rows, "latency_us_p50", "num_tokens")
@@ -79,7 +98,7 @@ def latency_vs_tokens(rows: pd.DataFrame, path: Path) -> Path | None:
     axes = fig.subplots(nrows, ncols, squeeze=False)
     for ax, wl in zip(axes.flat, workloads):
         sub = frame[frame["workload"] == wl]
-        for variant in variant_order(sub):
+        for variant in variant_order(sub, infos):
             for dtype, grp in sub[sub["variant"] == variant].groupby("dtype"):
                 grp = grp.groupby("num_tokens", as_index=False)[
                     ["latency_us_p50", "latency_us_p20", "latency_us_p80"]
@@ -88,7 +107,7 @@ def latency_vs_tokens(rows: pd.DataFrame, path: Path) -> Path | None:
                 hi = (grp["latency_us_p80"] - grp["latency_us_p50"]).clip(lower=0)
                 ax.errorbar(
                     grp["num_tokens"], grp["latency_us_p50"], yerr=[lo.fillna(0), hi.fillna(0)],
-                    color=_color(variant), marker="o",
+                    color=_color(variant, infos), marker="o",
                     linestyle=DTYPE_STYLES.get(dtype, "-.") if frame["dtype"].nunique() > 1 else "-",
                     markersize=3.5, linewidth=1.4, capsize=2,
                 )
@@ -102,8 +121,8 @@ def latency_vs_tokens(rows: pd.DataFrame, path: Path) -> Path | None:
     for ax in list(axes.flat)[len(workloads):]:
         ax.set_visible(False)
     # One shared legend: colour = variant, line style = dtype.
-    handles = [Line2D([], [], color=_color(v), marker="o", markersize=4, label=v)
-               for v in variant_order(frame)]
+    handles = [Line2D([], [], color=_color(v, infos), marker="o", markersize=4, label=v)
+               for v in variant_order(frame, infos)]
     dtypes = sorted(frame["dtype"].unique())
     if len(dtypes) > 1:
         handles += [Line2D([], [], color="black", linestyle=DTYPE_STYLES.get(d, "-."), label=d)
@@ -115,7 +134,8 @@ def latency_vs_tokens(rows: pd.DataFrame, path: Path) -> Path | None:
     return _save(fig, path)
 
 
-def bandwidth_roofline(rows: pd.DataFrame, peak_gbps: float | None, path: Path) -> Path | None:
+def bandwidth_roofline(rows: pd.DataFrame, infos: Sequence[VariantInfo], peak_gbps: float | None,
+                       path: Path) -> Path | None:
     """Achieved GB/s (from the byte model) against bytes the computation must move, under the
     measured copy peak of the device: points near the roof are bandwidth-bound and done."""
     frame = _usable(rows, "gbps", "model_bytes")
@@ -124,9 +144,9 @@ def bandwidth_roofline(rows: pd.DataFrame, peak_gbps: float | None, path: Path) 
         return None
     fig = Figure(figsize=(7.5, 4.6))
     ax = fig.subplots()
-    for variant in variant_order(frame):
+    for variant in variant_order(frame, infos):
         sub = frame[frame["variant"] == variant]
-        ax.scatter(sub["model_bytes"], sub["gbps"], s=22, color=_color(variant), label=variant,
+        ax.scatter(sub["model_bytes"], sub["gbps"], s=22, color=_color(variant, infos), label=variant,
                    alpha=0.85, edgecolors="none")
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -146,15 +166,17 @@ def bandwidth_roofline(rows: pd.DataFrame, peak_gbps: float | None, path: Path) 
     return _save(fig, path)
 
 
-def removal_table(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per workload and variant: clones removed and bytes saved against ``lowered``."""
-    frame = rows.copy()
-    frame = measured_rows(frame)
-    frame = frame[frame["variant"].isin(["lowered", "vllm", "cleanpass"])]
-    if frame.empty:
+def removal_table(rows: pd.DataFrame, infos: Sequence[VariantInfo]) -> pd.DataFrame:
+    """Per workload and variant: clones removed and bytes saved against the baseline variant,
+    for the baseline and every variant that runs a clone-elimination policy."""
+    base = baseline_variant(infos)
+    shown = [base] + _pass_variants(infos)
+    frame = measured_rows(rows.copy())
+    frame = frame[frame["variant"].isin(shown)]
+    if base is None or frame.empty:
         return pd.DataFrame()
     key = ["workload", "dtype", "num_tokens", "hidden", "device"]
-    lowered = frame[frame["variant"] == "lowered"].set_index(key)["bytes_accessed"]
+    lowered = frame[frame["variant"] == base].set_index(key)["bytes_accessed"]
     frame = frame.join(lowered.rename("lowered_bytes"), on=key)
     frame["clones_removed"] = frame["clones_before"] - frame["clones_after"]
     frame["bytes_removed"] = frame["lowered_bytes"] - frame["bytes_accessed"]
@@ -165,27 +187,30 @@ def removal_table(rows: pd.DataFrame) -> pd.DataFrame:
         clones_removed=("clones_removed", "sum"),
         bytes_removed=("bytes_removed", "sum"),
     )
-    out["variant"] = pd.Categorical(out["variant"], ["lowered", "vllm", "cleanpass"])
+    out["variant"] = pd.Categorical(out["variant"], shown)
     return out.sort_values(["workload", "variant"]).reset_index(drop=True)
 
 
-def clones_and_bytes_removed(rows: pd.DataFrame, path: Path) -> Path | None:
+def clones_and_bytes_removed(rows: pd.DataFrame, infos: Sequence[VariantInfo], path: Path) -> Path | None:
     """Two bar charts per workload: clones removed, and bytes no longer moved, per variant."""
-    table = removal_table(rows)
+    table = removal_table(rows, infos)
     if table.empty:
         return None
-    table = table[table["variant"] != "lowered"]
+    base = baseline_variant(infos)
+    table = table[table["variant"] != base]
     workloads = sorted(table["workload"].unique())
-    variants = [v for v in ("vllm", "cleanpass") if v in set(table["variant"].astype(str))]
+    present = set(table["variant"].astype(str))
+    variants = [v for v in _pass_variants(infos) if v in present]
     x = np.arange(len(workloads))
     width = 0.8 / max(1, len(variants))
     fig = Figure(figsize=(max(7.0, 1.3 * len(workloads) + 3), 4.4))
     ax1, ax2 = fig.subplots(1, 2)
     for i, variant in enumerate(variants):
         sub = table[table["variant"] == variant].set_index("workload").reindex(workloads)
-        ax1.bar(x + i * width, sub["clones_removed"].fillna(0), width, color=_color(variant), label=variant)
-        ax2.bar(x + i * width, sub["bytes_removed"].fillna(0) / 1e6, width, color=_color(variant), label=variant)
-    for ax, label in ((ax1, "clones removed (all shapes)"), (ax2, "MB no longer moved vs lowered")):
+        ax1.bar(x + i * width, sub["clones_removed"].fillna(0), width, color=_color(variant, infos), label=variant)
+        ax2.bar(x + i * width, sub["bytes_removed"].fillna(0) / 1e6, width, color=_color(variant, infos),
+                label=variant)
+    for ax, label in ((ax1, "clones removed (all shapes)"), (ax2, f"MB no longer moved vs {base}")):
         ax.set_xticks(x + width * (len(variants) - 1) / 2)
         ax.set_xticklabels(workloads, rotation=30, ha="right", fontsize=8)
         ax.set_ylabel(label)
@@ -204,14 +229,12 @@ def latency_ratio_forest(
     ``max_rows`` are left out (lowest ratios first): the table lists them all."""
     if not comparisons:
         return None
-    from harness.judge.gate import describe_key
-
     # Every failing or warning row, then the highest remaining ratios, up to max_rows.
-    flagged = [c for c in comparisons if c.verdict != "pass"]
-    rest = sorted((c for c in comparisons if c.verdict == "pass"), key=lambda c: -c.point)
+    flagged = [c for c in comparisons if c.verdict is not LatencyVerdict.PASS]
+    rest = sorted((c for c in comparisons if c.verdict is LatencyVerdict.PASS), key=lambda c: -c.point)
     comps = (flagged + rest)[: max(max_rows, len(flagged))]
     comps = sorted(comps, key=lambda c: c.point)
-    colors = {"regression": "#d62728", "warn": "#ff7f0e", "pass": "#2ca02c"}
+    colors = {LatencyVerdict.REGRESSION: "#d62728", LatencyVerdict.WARN: "#ff7f0e", LatencyVerdict.PASS: "#2ca02c"}
     fig = Figure(figsize=(7.5, 0.9 + 0.24 * len(comps)))
     ax = fig.subplots()
     y = np.arange(len(comps))

@@ -1,22 +1,27 @@
 """The closing per-workload summary of a run (pure: DataFrame in, DataFrame out).
 
+The variants play the roles their registration declares (``VariantInfo``): the baseline
+(``lowered``), the pass under test (the first non-reference variant with a policy,
+``cleanpass``), the reference pass (``vllm``) and the hand-written bound (``ideal``).
 Per workload, over all its shapes and dtypes:
-- ``clones``: clones in the lowered graph -> left by cleanpass (the pass's own report);
-- ``bytes_saved``: median of 1 - cleanpass/lowered Inductor bytes accessed;
-- ``speedup``: geometric mean of lowered p50 / cleanpass p50 (>1 = cleanpass faster);
-- ``vs_ideal``: geometric mean of cleanpass p50 / ideal p50 (1 = as fast as hand-written);
-- ``vllm_ok`` and ``numerics``: failing rows of the vllm variant, and of all variants.
+- ``clones``: clones in the baseline graph -> left by the pass (the pass's own report);
+- ``bytes_saved``: median of 1 - pass/baseline Inductor bytes accessed;
+- ``speedup``: geometric mean of baseline p50 / pass p50 (>1 = the pass is faster);
+- ``vs_ideal``: geometric mean of pass p50 / bound p50 (1 = as fast as hand-written);
+- ``<reference>_ok``: the reference pass's failing rows, and how many the workload predicted;
+- ``numerics``: failing rows of every other variant.
 """
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
-from harness.store.results import REFERENCE_VARIANTS
+from harness.store.results import CASE_KEY, VariantInfo, baseline_variant
 
-_CASE = ["workload", "model", "hidden", "num_tokens", "dtype"]
+_CASE = list(CASE_KEY)
 
 
 def _geomean(x: pd.Series) -> float:
@@ -29,16 +34,22 @@ def _pivot(df: pd.DataFrame, col: str) -> pd.DataFrame:
     return df.pivot_table(index=_CASE, columns="variant", values=col, aggfunc="first")
 
 
-def summarize(df: pd.DataFrame) -> pd.DataFrame:
+def _first(infos: Sequence[VariantInfo], test) -> str:  # noqa: ANN001
+    return next((i.name for i in infos if test(i)), "")
+
+
+def summarize(df: pd.DataFrame, infos: Sequence[VariantInfo]) -> pd.DataFrame:
     """One row per workload with the columns described in the module docstring."""
+    base = baseline_variant(infos) or ""
+    cand = _first(infos, lambda i: i.policy is not None and not i.reference)
+    ref = _first(infos, lambda i: i.reference)
+    bound = _first(infos, lambda i: i.bound)
     out = []
     lat = _pivot(df, "latency_us_p50")
     byt = _pivot(df.assign(bytes_accessed=df["bytes_accessed"].astype(float)), "bytes_accessed")
     for wl, g in df.groupby("workload", sort=True):
-        cp = g[g["variant"] == "cleanpass"]
-        low = g[g["variant"] == "lowered"]
-        before = low["clones_before"].dropna()
-        after = cp["clones_after"].dropna()
+        before = g[g["variant"] == base]["clones_before"].dropna()
+        after = g[g["variant"] == cand]["clones_after"].dropna()
         clones = f"{int(before.max()) if len(before) else '?'}->{int(after.max()) if len(after) else '?'}"
         lw = lat.xs(wl, level="workload") if wl in lat.index.get_level_values(0) else pd.DataFrame()
         bw = byt.xs(wl, level="workload") if wl in byt.index.get_level_values(0) else pd.DataFrame()
@@ -48,22 +59,25 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
                 return t[a] / t[b]
             return pd.Series(dtype=float)
 
-        saved = 1.0 - ratio(bw, "cleanpass", "lowered")
+        saved = 1.0 - ratio(bw, cand, base)
         saved = saved[np.isfinite(saved.to_numpy(dtype=float))] if len(saved) else saved
         bad = g[~g["ok"]]
-        vllm_bad = bad[bad["variant"].isin(REFERENCE_VARIANTS)]
-        others_bad = bad[~bad["variant"].isin(REFERENCE_VARIANTS)]
-        out.append({
+        ref_bad = bad[bad["variant"] == ref]
+        predicted = int(ref_bad["expected_wrong"].sum()) if "expected_wrong" in ref_bad else 0
+        others_bad = bad[bad["variant"] != ref]
+        row = {
             "workload": wl,
-            "cases": int(g[_CASE].drop_duplicates().shape[0]),
+            "cases": int(g[[c for c in _CASE if c in g]].drop_duplicates().shape[0]),
             "clones": clones,
             "bytes_saved": f"{100 * float(saved.median()):.0f}%" if len(saved) else "n/a",
-            "speedup": _geomean(ratio(lw, "lowered", "cleanpass")),
-            "vs_ideal": _geomean(ratio(lw, "cleanpass", "ideal")),
-            "vllm_ok": "ok" if vllm_bad.empty else f"FAIL {len(vllm_bad)}",
-            "numerics": "ok" if others_bad.empty else
-            f"FAIL {len(others_bad)}/{len(g)} ({','.join(sorted(set(others_bad['variant'])))})",
-        })
+            "speedup": _geomean(ratio(lw, base, cand)),
+            "vs_ideal": _geomean(ratio(lw, cand, bound)),
+        }
+        if ref:
+            row[f"{ref}_ok"] = "ok" if ref_bad.empty else f"FAIL {len(ref_bad)} ({predicted} predicted)"
+        row["numerics"] = "ok" if others_bad.empty else \
+            f"FAIL {len(others_bad)}/{len(g)} ({','.join(sorted(set(others_bad['variant'])))})"
+        out.append(row)
     return pd.DataFrame(out)
 
 

@@ -13,6 +13,7 @@ from harness.run import env as envmod
 from harness.store import results
 from harness.run import runner
 from harness.run import suites
+from harness.run import variants as variantmod
 from harness.store import shard as shardmod
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ def run(suite: str = "smoke", device: str = "auto", workloads: Sequence[str] | N
     peak = runner.measure_peak_gbps(dev)
     env = envmod.collect_env(dev, suite, peak)
     env["shard"] = shard_kn
+    env["variants"] = [info.to_json() for info in variantmod.declarations(variants)]
     opts = runner.RunOptions(suite=suite, device=dev, device_name=env["device_name"], variants=variants,
                              plan=plan)
     tables = results.RunTables()

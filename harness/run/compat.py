@@ -10,6 +10,10 @@ import logging
 from typing import Any, Iterator
 
 import torch
+from torch.utils._pytree import tree_leaves
+
+__all__ = ["BytesCounter", "capture_generated_code", "count_inductor_bytes", "measurement_config",
+           "reset_dynamo", "tree_leaves"]
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +119,7 @@ def measurement_config() -> contextlib.ExitStack:
         if hasattr(ind, key):
             stack.enter_context(ind.patch({key: value}))
     # we capture CUDA graphs ourselves; Inductor's own would copy inputs into static buffers
-    # and hide writes to donated inputs (KNOWLEDGE.md section 2)
+    # and hide writes to donated inputs (docs/timing.md)
     if hasattr(ind, "triton") and hasattr(ind.triton, "cudagraphs"):
         stack.enter_context(ind.patch({"triton.cudagraphs": False}))
     dyn = torch._dynamo.config
@@ -140,9 +144,9 @@ def measurement_config() -> contextlib.ExitStack:
     return stack
 
 
-def mark_dynamic(t: torch.Tensor, dim: int) -> None:
-    """``torch._dynamo.maybe_mark_dynamic`` (a hint: code that specialises the dim still compiles,
-    just once per size); falls back to ``mark_dynamic``, else a no-op."""
-    fn = getattr(torch._dynamo, "maybe_mark_dynamic", None) or getattr(torch._dynamo, "mark_dynamic", None)
-    if fn is not None:
-        fn(t, dim)
+def reset_dynamo() -> None:
+    """Drop Dynamo's compiled-code caches (``torch._dynamo.reset``); a failure only costs memory."""
+    try:
+        torch._dynamo.reset()
+    except Exception:  # noqa: BLE001
+        log.debug("torch._dynamo.reset failed", exc_info=True)

@@ -14,8 +14,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Hashable, Sequence
 
-import torch
-
 from harness.run import compat
 from harness.run import measure
 
@@ -57,27 +55,6 @@ def apply(fn: Callable[..., Any], *args: Any) -> Any:
     return fn(*args)
 
 
-def mark_token_dims(inputs: Sequence[Any], num_tokens: int, dim: int, hidden: int | None = None) -> int:
-    """Mark ``dim`` dynamic on every activation input (size ``num_tokens`` there).
-
-    1-D inputs count too (e.g. rotary ``positions``), unless ``num_tokens == hidden``, where a
-    1-D input may be a weight. Size 1 is left alone: Dynamo specialises 0/1 sizes (with
-    ``backed_size_oblivious`` on, a graph compiled at N>1 serves tokens=1 anyway).
-    Returns how many inputs were marked.
-    """
-    if num_tokens < 2:
-        return 0
-    n = 0
-    for x in inputs:
-        if not isinstance(x, torch.Tensor) or x.dim() <= dim or x.shape[dim] != num_tokens:
-            continue
-        if x.dim() == 1 and hidden is not None and num_tokens == hidden:
-            continue
-        compat.mark_dynamic(x, dim)
-        n += 1
-    return n
-
-
 def _clone_counts(reports: Sequence[Any]) -> tuple[int | None, int | None]:
     if not reports:
         return None, None
@@ -87,13 +64,13 @@ def _clone_counts(reports: Sequence[Any]) -> tuple[int | None, int | None]:
 
 
 def first_call(entry: CompiledEntry, fn: Callable[..., Any], inputs: Sequence[Any], num_tokens: int,
-               dynamic_dim: int, sync: Callable[[], None], hidden: int | None = None) -> tuple[Any, float]:
+               sync: Callable[[], None], mark_token_dims: Callable[[Sequence[Any]], Any]) -> tuple[Any, float]:
     """Call the compiled fn once (compiling if needed); refresh counts if it compiled.
 
     Returns (output, seconds). The seconds include compilation when it happened.
     """
     if entry.compiles == 0:
-        mark_token_dims(inputs, num_tokens, dynamic_dim, hidden)
+        mark_token_dims(inputs)
     reports = getattr(entry.compiled, "reports", None)
     n_reports = len(reports) if reports is not None else 0
     codes: list[str] = []

@@ -81,7 +81,7 @@ def _nvidia_smi() -> dict[str, Any]:
 
 
 def collect_env(device: str, suite: str, peak_gbps: float | None, repo: str = ".") -> dict[str, Any]:
-    """All env.json keys (see interfaces.md); GPU-only fields are None on CPU."""
+    """All env.json keys (docs/results-schema.md); GPU-only fields are None on CPU."""
     commit, dirty = git_commit(repo)
     env: dict[str, Any] = {
         "device": device,

@@ -15,11 +15,12 @@ import torch
 
 from harness.run import timing
 from harness.run import validate
+from harness.run import compat
 from harness.run.compat import measurement_config
 from harness.run.compile import CompileCache
-from harness.store.results import Row, RunTables
+from harness.store.results import Row, RunTables, Status, baseline_variant
 from harness.run.suites import PLANS, Case, TimingPlan, group_cases
-from harness.run.variants import Context, Prepared, registered
+from harness.run.variants import Context, Prepared, VariantSpec, registered
 
 log = logging.getLogger(__name__)
 
@@ -81,20 +82,18 @@ def _release(cache: CompileCache, group_key: str, device: str) -> None:
         del cache.entries[key]
     # the group's graphs are done with: drop Dynamo's cache entries too, so guard checks and
     # memory stay flat over a long run
-    try:
-        torch._dynamo.reset()
-    except Exception:  # noqa: BLE001
-        log.debug("torch._dynamo.reset failed", exc_info=True)
+    compat.reset_dynamo()
     gc.collect()
     if device == "cuda":
         torch.cuda.empty_cache()
 
 
-def _new_row(case: Case, variant: str, opts: RunOptions) -> Row:
+def _new_row(case: Case, variant: str, opts: RunOptions, expected_wrong: Sequence[str]) -> Row:
     s = case.shape
     return Row(workload=case.workload, variant=variant, dtype=case.dtype_name,
                num_tokens=int(s.num_tokens), hidden=int(s.hidden), model=str(getattr(s, "model", "") or ""),
-               device=opts.device, device_name=opts.device_name, suite=opts.suite)
+               device=opts.device, device_name=opts.device_name, suite=opts.suite,
+               expected_wrong=variant in expected_wrong)
 
 
 def _restore_fn(prep: Prepared, pristine: tuple, positions: Sequence[int]) -> Callable[[], None] | None:
@@ -115,7 +114,8 @@ def run_case(case: Case, workload: Any, opts: RunOptions, plan: TimingPlan,
     """All variants of one case: rows, graph/CPU samples, launch-inclusive samples."""
     specs = registered()
     names = list(opts.variants) if opts.variants is not None else list(specs)
-    live = {n: _Live(_new_row(case, n, opts)) for n in names}
+    expected_wrong = tuple(getattr(workload, "expected_wrong", ()))
+    live = {n: _Live(_new_row(case, n, opts, expected_wrong)) for n in names}
     for n in names:
         if n not in specs:
             live[n].row.fail(f"unknown variant {n!r}")
@@ -166,7 +166,7 @@ def run_case(case: Case, workload: Any, opts: RunOptions, plan: TimingPlan,
         _validate_one(lv, pristine, reference, ref_error, case.dtype, ctx,
                       float(getattr(workload, "tolerance_scale", 1.0)))
 
-    _bitwise(live)
+    _bitwise(live, specs)
 
     # 3. time every variant that runs (a numerically wrong one is still timed: it ran)
     runnable = {n: lv for n, lv in live.items() if lv.ran}
@@ -211,26 +211,27 @@ def _validate_one(lv: _Live, pristine: tuple, reference: list[torch.Tensor] | No
         row.fail(f"non-donated inputs written: positions {changed}")
     if reference is None:
         row.fail(ref_error or "no reference")
-        row.numerics = validate.Verdict.FAIL.value
+        row.numerics = validate.Verdict.FAIL
         return
     cmp = validate.compare_to_reference(lv.outputs, reference, dtype, tolerance_scale)
     row.max_abs_err = cmp.max_abs_err
-    row.numerics = cmp.verdict.value
+    row.numerics = cmp.verdict
     if cmp.verdict is validate.Verdict.FAIL:
         row.fail(f"numerics vs float64 reference: {cmp.detail}")
 
 
-def _bitwise(live: dict[str, _Live]) -> None:
-    """Each variant's bits vs ``lowered``; partners that must match fail when they do not."""
-    base = live.get("lowered")
-    have_base = base is not None and base.outputs and base.row.status != "skipped"
+def _bitwise(live: dict[str, _Live], specs: dict[str, VariantSpec]) -> None:
+    """Each variant's bits vs the baseline variant; declared partners that differ fail."""
+    base_name = baseline_variant([s.info for s in specs.values()])
+    base = live.get(base_name) if base_name is not None else None
+    have_base = base is not None and base.outputs and base.row.status is not Status.SKIPPED
     for n, lv in live.items():
         if not lv.outputs:
             continue
         if have_base:
             diff = validate.bitwise_diff(lv.outputs, base.outputs)
             lv.row.bitwise_equal = diff == ""
-        partner = validate.BITWISE_PARTNER.get(n)
+        partner = specs[n].info.partner if n in specs else None
         bitwise_ok = None
         if partner is not None and partner in live and live[partner].outputs:
             lv.row.bitwise_partner = partner
@@ -238,11 +239,11 @@ def _bitwise(live: dict[str, _Live]) -> None:
             bitwise_ok = diff == ""
             if not bitwise_ok:
                 lv.row.fail(f"not bit-identical to {partner}: {diff}")
-        if lv.row.numerics and lv.row.numerics != validate.Verdict.FAIL.value:
+        if lv.row.numerics is not None and lv.row.numerics is not validate.Verdict.FAIL:
             lv.row.numerics = validate.verdict_for(
-                validate.Comparison(validate.Verdict.WITHIN_TOLERANCE, lv.row.max_abs_err), bitwise_ok).value
+                validate.Comparison(validate.Verdict.WITHIN_TOLERANCE, lv.row.max_abs_err), bitwise_ok)
         elif bitwise_ok is False:
-            lv.row.numerics = validate.Verdict.FAIL.value
+            lv.row.numerics = validate.Verdict.FAIL
 
 
 def _sample_records(case: Case, opts: RunOptions, name: str, values: Sequence[float]) -> list[dict]:

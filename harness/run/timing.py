@@ -1,6 +1,6 @@
 """Device-neutral timing: interleaved blocks, block medians, quantiles, CPU timer.
 
-Method (KNOWLEDGE.md section 5): variants are timed in blocks inside one process; in each block
+Method (docs/timing.md): variants are timed in blocks inside one process; in each block
 every variant runs ``reps`` times and contributes one sample, the median of those repetitions.
 The variant order rotates from block to block (A B C, B C A, ...) so drift and cache state
 do not favour one variant. Anything that restores mutated inputs runs outside the timed region.

@@ -2,64 +2,28 @@
 
 - Against the reference (the workload's plain-torch ``native_fn`` run on float64 copies of the
   inputs): every output element must satisfy ``|out - ref| <= atol + rtol * |ref|`` with the
-  dtype's tolerances from ``TOLERANCES``; NaN in an output never passes.
+  dtype's tolerance (``workloads.numerics``, widened by the workload's ``tolerance_scale``);
+  NaN in an output never passes.
 - Bit-exact: a clone-elimination variant must produce the very bits of ``lowered`` (removing a
-  copy changes no arithmetic); ``BITWISE_PARTNER`` says which variant each is held to.
+  copy changes no arithmetic); its registration names the partner (``VariantInfo.partner``).
 - Inputs the variant does not donate must hold the same bits after the call.
 """
 from __future__ import annotations
 
-import enum
 import math
 from dataclasses import dataclass
 from typing import Any, Sequence
 
 import torch
-import torch.utils._pytree as pytree
 
-
-class Verdict(str, enum.Enum):
-    """Outcome of one row's numerics (bitwise identical / within tolerance / fail)."""
-
-    IDENTICAL = "bitwise_identical"
-    WITHIN_TOLERANCE = "within_tolerance"
-    FAIL = "fail"
-
-
-@dataclass(frozen=True)
-class Tolerance:
-    atol: float
-    rtol: float
-
-
-# dtype -> tolerance against a float64 reference (KNOWLEDGE.md section 1, vLLM's test values)
-TOLERANCES: dict[torch.dtype, Tolerance] = {
-    torch.float16: Tolerance(atol=1e-2, rtol=2e-3),
-    torch.bfloat16: Tolerance(atol=1e-2, rtol=1.6e-2),
-    # fp32: chains of norms over 4096+ elements reduce in a different order under Inductor's
-    # vectorised reductions; 2.8e-5 was seen on norm_chain. Still far under the 1e-3 a bug gives.
-    torch.float32: Tolerance(atol=1e-4, rtol=1e-4),
-    torch.float64: Tolerance(atol=1e-10, rtol=1e-10),
-}
-
-# variant -> the variant it must match bit for bit
-BITWISE_PARTNER: dict[str, str] = {"cleanpass": "lowered", "vllm": "lowered", "vllm_real": "lowered"}
-
-
-def tolerance_for(dtype: torch.dtype, scale: float = 1.0) -> Tolerance:
-    """The dtype's tolerance, widened by a workload's `tolerance_scale` (error grows with depth:
-    a bf16 chain of three norms and 4096-deep linears misses the one-op table in its own eager
-    form; seen on an H100, max abs err 0.079 on norm_chain at 16384 tokens)."""
-    try:
-        base = TOLERANCES[dtype]
-    except KeyError:
-        raise KeyError(f"no tolerance registered for {dtype}; add it to TOLERANCES") from None
-    return Tolerance(atol=base.atol * scale, rtol=base.rtol * scale)
+from harness.run.compat import tree_leaves
+from harness.store.results import Verdict
+from workloads import numerics
 
 
 def flat_tensors(out: Any) -> list[torch.Tensor]:
     """Tensor leaves of an output pytree (non-tensors are ignored)."""
-    return [x for x in pytree.tree_leaves(out) if isinstance(x, torch.Tensor)]
+    return [x for x in tree_leaves(out) if isinstance(x, torch.Tensor)]
 
 
 def to_reference_inputs(inputs: Sequence[Any]) -> tuple:
@@ -82,7 +46,7 @@ def compare_to_reference(out: Sequence[torch.Tensor], ref: Sequence[torch.Tensor
     """Dtype-aware closeness of each output to the float64 reference; NaN never passes."""
     if len(out) != len(ref):
         return Comparison(Verdict.FAIL, math.nan, f"{len(out)} outputs, reference has {len(ref)}")
-    tol = tolerance_for(dtype, scale)
+    tol = numerics.tolerance(dtype, scale)
     worst = 0.0
     problems = []
     for i, (o, r) in enumerate(zip(out, ref)):

@@ -18,16 +18,19 @@ never an ImportError. Tests (or a user) add variants with ``register_variant`` /
 from __future__ import annotations
 
 import contextlib
-import importlib
+import functools
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Hashable, Iterator
+from typing import Any, Callable, Hashable, Iterator, Sequence
 
 import torch
 
 from harness.run import vllm_real
 from harness.run.compile import CompileCache, CompiledEntry, apply, first_call
+from harness.store.results import VariantInfo
+from workloads import donation, pipeline
+from workloads.pipeline import ARMS
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +47,7 @@ class Context:
     group_key: Hashable             # the case minus its token count
     device: str
     cache: CompileCache
+    donations_checked: bool = False
 
     def fresh_inputs(self) -> tuple:
         """A private copy of the inputs for one variant (CUDA graphs need stable addresses)."""
@@ -52,6 +56,13 @@ class Context:
     def sync(self) -> None:
         if self.device == "cuda":
             torch.cuda.synchronize()
+
+    def check_donations(self) -> None:
+        """Raise unless ``built.donated`` is what ``built.fn``'s ``maybe_inplace`` calls donate
+        (once per case): the rows' "non-donated inputs untouched" check trusts that list."""
+        if not self.donations_checked:
+            donation.check_declared(self.workload, self.built.fn, self.fresh_inputs(), self.built.donated)
+            self.donations_checked = True
 
 
 @dataclass
@@ -77,20 +88,35 @@ Enabled = Callable[[Context], "str | None"]
 
 @dataclass(frozen=True)
 class VariantSpec:
-    name: str
+    """A registered variant: how to build it, when it is available, and what it is (``info``,
+    the declaration the runner, the stored run and every report read)."""
+
+    info: VariantInfo
     builder: Builder
     enabled: Enabled = field(default=lambda ctx: None)
+
+    @property
+    def name(self) -> str:
+        return self.info.name
 
 
 _REGISTRY: dict[str, VariantSpec] = {}
 
 
 def register_variant(name: str, builder: Builder, enabled: Enabled | None = None,
-                     replace: bool = False) -> VariantSpec:
-    """Add a variant (kept in registration order, which is also the table order)."""
+                     replace: bool = False, *, policy: str | None = None, partner: str | None = None,
+                     baseline: bool = False, reference: bool = False, bound: bool = False) -> VariantSpec:
+    """Add a variant (kept in registration order, which is also the table order); the keyword
+    arguments are its declaration (``harness.store.results.VariantInfo``)."""
     if name in _REGISTRY and not replace:
         raise KeyError(f"variant {name!r} already registered")
-    spec = VariantSpec(name, builder, enabled or (lambda ctx: None))
+    if partner is not None and partner not in _REGISTRY and partner != name:
+        raise KeyError(f"variant {name!r}: partner {partner!r} is not registered")
+    if baseline and any(s.info.baseline for n, s in _REGISTRY.items() if n != name):
+        raise ValueError(f"variant {name!r}: a baseline variant is already registered")
+    info = VariantInfo(name, policy=policy, partner=partner, baseline=baseline, reference=reference,
+                       bound=bound)
+    spec = VariantSpec(info, builder, enabled or (lambda ctx: None))
     _REGISTRY[name] = spec
     return spec
 
@@ -121,28 +147,16 @@ def variant_names() -> list[str]:
     return list(_REGISTRY)
 
 
+def declarations(names: Sequence[str] | None = None) -> list[VariantInfo]:
+    """The declarations of ``names`` (default: all), in registration order, for ``env.json``."""
+    wanted = set(names) if names is not None else None
+    return [s.info for n, s in _REGISTRY.items() if wanted is None or n in wanted]
+
+
 # ---- availability ----------------------------------------------------------------------
 
-def _module_missing(name: str, attr: str | None = None) -> str | None:
-    try:
-        mod = importlib.import_module(name)
-    except Exception as e:  # noqa: BLE001 - any import failure means "not available"
-        return f"{name} not importable ({type(e).__name__}: {e})"
-    if attr is not None and not hasattr(mod, attr):
-        return f"{name}.{attr} missing"
-    return None
-
-
-def _needs_pipeline(ctx: Context) -> str | None:
-    return _module_missing("workloads.pipeline", "compile_fn")
-
-
-def _needs_cleanpass(ctx: Context) -> str | None:
-    return _needs_pipeline(ctx) or _module_missing("cleanpass", "eliminate_clones_in_graph")
-
-
 def _needs_vllm(ctx: Context) -> str | None:
-    return _needs_pipeline(ctx) or vllm_real.unavailable()
+    return vllm_real.unavailable()
 
 
 def _needs_ideal(ctx: Context) -> str | None:
@@ -173,8 +187,6 @@ def compile_native() -> Callable:
 def compile_pipeline(policy: Any) -> Callable:
     """``workloads.pipeline.compile_fn`` of ``apply``: lowering (+ clone elimination: a cleanpass
     policy name, or a pass object such as ``vllm_real.RealCloneElimination``)."""
-    from workloads import pipeline
-
     return pipeline.compile_fn(apply, policy=policy, dynamic=False)
 
 
@@ -186,12 +198,14 @@ def compiled_builder(variant: str, make: Callable[[], Callable], source: Callabl
     is applied to (passed as an argument, so weights of each shape's instance are inputs).
     """
     def build(ctx: Context) -> Prepared:
+        if donates:
+            ctx.check_donations()
         entry: CompiledEntry = ctx.cache.get_or_create((variant, ctx.group_key), make)
         inputs = ctx.fresh_inputs()
         fn = source(ctx)
         compiles_before = entry.compiles
-        out, seconds = first_call(entry, fn, inputs, ctx.num_tokens, getattr(ctx.built, "dynamic_dim", 0), ctx.sync,
-                                  ctx.hidden)
+        out, seconds = first_call(entry, fn, inputs, ctx.num_tokens, ctx.sync,
+                                  lambda ins: ctx.built.mark_token_dims(ins, ctx.hidden))
         compiled = entry.compiled
         return Prepared(call=lambda: compiled(fn, *inputs), inputs=inputs,
                         donated=tuple(ctx.built.donated) if donates else (),
@@ -215,17 +229,16 @@ def _register_defaults() -> None:
     ideal_writes = (lambda b: tuple(getattr(b, "ideal_mutates", None) or b.donated))
     register_variant("eager", _eager_builder("native_fn", none))
     register_variant("native", compiled_builder("native", compile_native, _native_fn, False))
-    register_variant("lowered", compiled_builder("lowered", lambda: compile_pipeline(None), _ir_fn, True),
-                     enabled=_needs_pipeline)
-    register_variant("vllm", compiled_builder("vllm", lambda: compile_pipeline("vllm"), _ir_fn, True),
-                     enabled=_needs_cleanpass)
-    register_variant("vllm_real", compiled_builder("vllm_real",
-                                                   lambda: compile_pipeline(vllm_real.RealCloneElimination()),
-                                                   _ir_fn, True),
-                     enabled=_needs_vllm)
-    register_variant("cleanpass", compiled_builder("cleanpass", lambda: compile_pipeline("sound"), _ir_fn, True),
-                     enabled=_needs_cleanpass)
-    register_variant("ideal", _eager_builder("ideal_fn", ideal_writes), enabled=_needs_ideal)
+    base = next(a.name for a in ARMS if a.policy is None)
+    for a in ARMS:  # the pipeline's arms: lowering only (the baseline), then each policy
+        register_variant(a.name, compiled_builder(a.name, functools.partial(compile_pipeline, a.policy), _ir_fn, True),
+                         policy=a.policy, partner=None if a.policy is None else base,
+                         baseline=a.policy is None, reference=a.reference)
+        if a.reference:  # vLLM's own pass next to our model of it (a skipped row without vllm)
+            register_variant("vllm_real", compiled_builder(
+                "vllm_real", lambda: compile_pipeline(vllm_real.RealCloneElimination()), _ir_fn, True),
+                enabled=_needs_vllm, policy="vllm-real", partner=base, reference=True)
+    register_variant("ideal", _eager_builder("ideal_fn", ideal_writes), enabled=_needs_ideal, bound=True)
 
 
 _register_defaults()

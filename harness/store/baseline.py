@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,17 +25,16 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from harness.store.results import with_status
+from harness.store.atomic import atomic_write
+from harness.store.results import ROW_KEY, with_status
 
 log = logging.getLogger(__name__)
 
 FORMAT = 1
 META_KEY = b"cleanpass.baseline"
 
-#: Columns that identify one measured configuration on both sides of a comparison.
-KEY = ("workload", "variant", "dtype", "num_tokens", "hidden", "device")
-#: Columns the gate and the report cannot work without (interfaces.md, "harness results").
-REQUIRED_ROW_COLUMNS = KEY + (
+#: Columns the gate and the report cannot work without (docs/results-schema.md).
+REQUIRED_ROW_COLUMNS = ROW_KEY + (
     "clones_before",
     "clones_after",
     "kernels",
@@ -47,7 +44,7 @@ REQUIRED_ROW_COLUMNS = KEY + (
     "ok",
     "error",
 )
-SAMPLE_COLUMNS = KEY + ("block", "sample_us")
+REQUIRED_SAMPLE_COLUMNS = ROW_KEY + ("block", "sample_us")
 
 
 class InputError(Exception):
@@ -80,59 +77,16 @@ class RunData:
         index = self.extra.get("_sample_index")
         if index is None:
             index = {
-                tuple(k): grp for k, grp in self.samples.groupby(list(KEY), sort=False, dropna=False)
+                tuple(k): grp for k, grp in self.samples.groupby(list(ROW_KEY), sort=False, dropna=False)
             }
             self.extra["_sample_index"] = index
         return index.get(tuple(key), self.samples.iloc[0:0])
 
 
-def atomic_write_bytes(path: Path | str, data: bytes) -> Path:
-    """Write ``data`` to ``path`` via a temp file in the same folder, fsync, rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; outputs are shared and committed
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-    return path
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write_text(path: Path | str, text: str) -> Path:
-    """Text flavour of :func:`atomic_write_bytes` (UTF-8)."""
-    return atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _check_columns(frame: pd.DataFrame, required: tuple[str, ...], what: str) -> None:
     missing = [c for c in required if c not in frame.columns]
     if missing:
-        raise InputError(f"{what}: missing columns {', '.join(missing)} (see interfaces.md)")
+        raise InputError(f"{what}: missing columns {', '.join(missing)} (see docs/results-schema.md)")
 
 
 def _normalise_rows(rows: pd.DataFrame) -> pd.DataFrame:
@@ -140,6 +94,9 @@ def _normalise_rows(rows: pd.DataFrame) -> pd.DataFrame:
     if "bitwise_partner" not in rows.columns:  # files from before the column: no promise recorded
         rows["bitwise_partner"] = ""
     rows["bitwise_partner"] = rows["bitwise_partner"].fillna("").astype(str)
+    if "expected_wrong" not in rows.columns:  # files from before the column: nothing predicted
+        rows["expected_wrong"] = False
+    rows["expected_wrong"] = rows["expected_wrong"].fillna(False).astype(bool)
     rows["dtype"] = rows["dtype"].astype(str)
     rows["error"] = rows["error"].astype("object").where(rows["error"].notna(), "")
     rows["error"] = rows["error"].astype(str)
@@ -158,7 +115,7 @@ def _normalise_samples(samples: pd.DataFrame) -> pd.DataFrame:
 
 
 def _empty_samples() -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype="object") for c in SAMPLE_COLUMNS})
+    return pd.DataFrame({c: pd.Series(dtype="object") for c in REQUIRED_SAMPLE_COLUMNS})
 
 
 def load_run(run_dir: Path | str) -> RunData:
@@ -186,7 +143,7 @@ def load_run(run_dir: Path | str) -> RunData:
             samples = pd.read_parquet(samples_path)
         except Exception as exc:
             raise InputError(f"unreadable parquet {samples_path}: {exc}") from exc
-        _check_columns(samples, SAMPLE_COLUMNS, str(samples_path))
+        _check_columns(samples, REQUIRED_SAMPLE_COLUMNS, str(samples_path))
         samples = _normalise_samples(samples)
     else:
         log.info("%s has no samples.parquet; latency cannot be gated from it", run_dir)
@@ -201,10 +158,10 @@ def baseline_table(run: RunData) -> pa.Table:
     values: list[list[float]] = []
     grouped = {}
     if not run.samples.empty:
-        for key, grp in run.samples.groupby(list(KEY), sort=False):
+        for key, grp in run.samples.groupby(list(ROW_KEY), sort=False):
             grp = grp.sort_values("block")
             grouped[tuple(key)] = (grp["block"].tolist(), grp["sample_us"].tolist())
-    for rec in rows[list(KEY)].itertuples(index=False, name=None):
+    for rec in rows[list(ROW_KEY)].itertuples(index=False, name=None):
         b, v = grouped.get(tuple(rec), ([], []))
         blocks.append([int(x) for x in b])
         values.append([float(x) for x in v])
@@ -232,7 +189,7 @@ def write_baseline(run: RunData, out: Path | str, *, force: bool = False) -> Pat
         raise FileExistsError(f"{out} exists; baselines are refreshed on purpose: pass --force")
     sink = pa.BufferOutputStream()
     pq.write_table(baseline_table(run), sink, compression="zstd")
-    atomic_write_bytes(out, sink.getvalue().to_pybytes())
+    atomic_write(out, sink.getvalue().to_pybytes(), replace=True)
     log.info("wrote baseline %s (%d rows, %d samples)", out, len(run.rows), len(run.samples))
     return out
 
@@ -258,16 +215,16 @@ def load_baseline(path: Path | str) -> RunData:
     frame = table.to_pandas()
     _check_columns(frame, REQUIRED_ROW_COLUMNS, str(path))
     parts = []
-    for rec in frame[list(KEY) + ["sample_block", "sample_us"]].itertuples(index=False):
+    for rec in frame[list(ROW_KEY) + ["sample_block", "sample_us"]].itertuples(index=False):
         blocks, values = rec.sample_block, rec.sample_us
         if blocks is None or len(blocks) == 0:
             continue
         part = pd.DataFrame({"block": np.asarray(blocks), "sample_us": np.asarray(values)})
-        for col in KEY:
+        for col in ROW_KEY:
             part[col] = getattr(rec, col)
         parts.append(part)
     samples = (
-        _normalise_samples(pd.concat(parts, ignore_index=True)[list(SAMPLE_COLUMNS)])
+        _normalise_samples(pd.concat(parts, ignore_index=True)[list(REQUIRED_SAMPLE_COLUMNS)])
         if parts
         else _empty_samples()
     )

@@ -22,21 +22,20 @@ import enum
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import pandas as pd
 
-# Variants that run vLLM's pass or our model of it, holes included: their validation failures
-# are findings about that pass (e.g. rotary_views_base_read), not failures of a run.
-REFERENCE_VARIANTS = frozenset({"vllm", "vllm_real"})
+from harness.store.atomic import atomic_write
 
 RESULT_FILES = ("results.parquet", "results.csv", "env.json", "samples.parquet", "benchmark.json")
-KEY_COLUMNS = ["workload", "model", "hidden", "num_tokens", "dtype", "variant"]
-SAMPLE_COLUMNS = ["workload", "variant", "dtype", "num_tokens", "hidden", "device", "device_name",
-                  "block", "sample_us"]
+#: The row key: one measured configuration, within a run and across runs (gate, trend, merge).
+ROW_KEY = ("workload", "variant", "dtype", "num_tokens", "hidden", "device")
+#: A case: the row key without the variant (all variants of a case are timed together).
+CASE_KEY = tuple(c for c in ROW_KEY if c != "variant")
+SAMPLE_COLUMNS = list(ROW_KEY) + ["device_name", "block", "sample_us"]
 
 
 class Status(str, enum.Enum):
@@ -45,6 +44,89 @@ class Status(str, enum.Enum):
     OK = "ok"
     FAIL = "fail"
     SKIPPED = "skipped"
+
+
+class Verdict(str, enum.Enum):
+    """A row's numerics: matched its bit-exact partner, within tolerance of float64, or not."""
+
+    IDENTICAL = "bitwise_identical"
+    WITHIN_TOLERANCE = "within_tolerance"
+    FAIL = "fail"
+
+
+class Outcome(str, enum.Enum):
+    """A row's result read against its workload's prediction (``expected_wrong``)."""
+
+    OK = "ok"
+    SKIPPED = "skipped"
+    EXPECTED_WRONG = "expected wrong (as predicted)"
+    UNEXPECTED = "unexpected failure"
+    PREDICTION_STALE = "predicted wrong, but correct"
+
+
+def outcome(status: str, ok: bool, expected_wrong: bool) -> Outcome:
+    """Tell an expected reference-pass failure from a new one (and from a stale prediction)."""
+    if Status(status) is Status.SKIPPED:
+        return Outcome.SKIPPED
+    if not ok or Status(status) is Status.FAIL:
+        return Outcome.EXPECTED_WRONG if expected_wrong else Outcome.UNEXPECTED
+    return Outcome.PREDICTION_STALE if expected_wrong else Outcome.OK
+
+
+@dataclass(frozen=True)
+class VariantInfo:
+    """What a variant is: declared once, at its registration (``harness.run.variants``), and
+    stored with every run (``env.json: variants``) so judging and reporting read it from there.
+
+    ``policy``: the clone-elimination policy it runs (None: no pass). ``partner``: the variant it
+    must match bit for bit. ``baseline``: the run's comparison base (``bitwise_equal``, clones
+    and bytes removed, speedups). ``reference``: the reference pass, with known holes; workloads
+    predict where it is wrong (``expected_wrong``) and its failures never fail a run. ``bound``:
+    the hand-written lower bound (no clones at all).
+    """
+
+    name: str
+    policy: str | None = None
+    partner: str | None = None
+    baseline: bool = False
+    reference: bool = False
+    bound: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+#: What the variant names of runs written before ``env.json`` carried declarations meant (a
+#: migration of old files, e.g. the committed baselines and the H100 runs; never extended).
+DECLARATIONS_BEFORE_ENV_VARIANTS = (
+    VariantInfo("eager"),
+    VariantInfo("native"),
+    VariantInfo("lowered", baseline=True),
+    VariantInfo("vllm", policy="vllm", partner="lowered", reference=True),
+    VariantInfo("vllm_real", policy="vllm-real", partner="lowered", reference=True),
+    VariantInfo("cleanpass", policy="sound", partner="lowered"),
+    VariantInfo("ideal", bound=True),
+)
+
+
+def variant_infos(env: dict, rows: pd.DataFrame | None = None) -> list[VariantInfo]:
+    """The run's variant declarations, in run order (``env.json: variants``); an older run gets
+    ``DECLARATIONS_BEFORE_ENV_VARIANTS`` for the variants its rows hold."""
+    stored = env.get("variants")
+    if stored:
+        return [VariantInfo(**{k: v for k, v in rec.items() if k in _INFO_FIELDS}) for rec in stored]
+    present = set(rows["variant"].astype(str)) if rows is not None and not rows.empty else set()
+    known = [i for i in DECLARATIONS_BEFORE_ENV_VARIANTS if i.name in present]
+    named = {i.name for i in known}
+    return known + [VariantInfo(n) for n in sorted(present - named)]
+
+
+_INFO_FIELDS = {f.name for f in dataclasses.fields(VariantInfo)}
+
+
+def baseline_variant(infos: Sequence[VariantInfo]) -> str | None:
+    """The comparison base of a run (``lowered``), or None when the run declares none."""
+    return next((i.name for i in infos if i.baseline), None)
 
 
 @dataclass
@@ -60,10 +142,10 @@ class Row:
     device: str = "cpu"
     device_name: str = ""
     suite: str = ""
-    status: str = Status.OK.value
+    status: Status = Status.OK
     ok: bool = True
     error: str = ""
-    numerics: str = ""
+    numerics: Verdict | None = None
     clones_before: int | None = None
     clones_after: int | None = None
     kernels: int | None = None
@@ -79,6 +161,7 @@ class Row:
     max_abs_err: float = math.nan
     bitwise_equal: bool | None = None
     bitwise_partner: str = ""
+    expected_wrong: bool = False
     compile_s: float = math.nan
     block_count: int = 0
     reps: int = 0
@@ -87,13 +170,13 @@ class Row:
     def fail(self, reason: str) -> "Row":
         """Mark failed, keeping the first reason and appending later ones."""
         self.ok = False
-        self.status = Status.FAIL.value
+        self.status = Status.FAIL
         self.error = f"{self.error}; {reason}" if self.error else reason
         return self
 
     def skip(self, reason: str) -> "Row":
         self.ok = True
-        self.status = Status.SKIPPED.value
+        self.status = Status.SKIPPED
         self.error = f"skipped: {reason}"
         return self
 
@@ -144,6 +227,9 @@ def normalize_frame(df: pd.DataFrame) -> pd.DataFrame:
     df["bitwise_equal"] = pd.array([None if _missing(v) else bool(v) for v in df["bitwise_equal"]],
                                    dtype="boolean")
     df["ok"] = df["ok"].astype(bool)
+    for c in ("status", "numerics"):  # enums are stored as their values
+        df[c] = [v.value if isinstance(v, enum.Enum) else v for v in df[c]]
+    df["expected_wrong"] = df["expected_wrong"].fillna(False).astype(bool)
     for c in ("num_tokens", "hidden", "block_count", "reps"):
         df[c] = df[c].astype("int64")
     for c in ("error", "model", "numerics", "device_name", "suite", "status", "timer",
@@ -213,23 +299,6 @@ def claim_out_dir(path: str | os.PathLike) -> Path:
     return path
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write via a temp file in the same directory and ``os.link`` it into place.
-
-    ``link`` fails when ``path`` exists, so an existing file is never replaced, and readers
-    never see a half-written file.
-    """
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.link(tmp, path)
-    finally:
-        os.unlink(tmp)
-
-
 def _parquet_bytes(df: pd.DataFrame) -> bytes:
     import io
 
@@ -256,7 +325,7 @@ def write_run(run_dir: Path, results: pd.DataFrame, samples: pd.DataFrame, env: 
     files.append(("env.json", json.dumps(env, indent=1, sort_keys=True, default=str).encode()))
     written = []
     for name, data in files:  # env.json last: its presence marks a complete run
-        atomic_write_bytes(run_dir / name, data)
+        atomic_write(run_dir / name, data)
         written.append(run_dir / name)
     return written
 

@@ -75,11 +75,11 @@ def merge_runs(dirs: Sequence[str | Path], out: Path | Callable[[], Path]) -> Pa
     if len(names) > 1:
         raise ValueError(f"refusing to merge runs from different devices: {sorted(map(str, names))}")
     results = pd.concat(frames, ignore_index=True)
-    dup = results.duplicated(res.KEY_COLUMNS, keep=False)
+    dup = results.duplicated(list(res.ROW_KEY), keep=False)
     if dup.any():
-        keys = results.loc[dup, res.KEY_COLUMNS].drop_duplicates().head(5).to_dict("records")
+        keys = results.loc[dup, list(res.ROW_KEY)].drop_duplicates().head(5).to_dict("records")
         raise ValueError(f"shards overlap on {int(dup.sum())} rows, e.g. {keys}")
-    results = res.normalize_frame(results.sort_values(res.KEY_COLUMNS, kind="stable"))
+    results = res.normalize_frame(results.sort_values(list(res.ROW_KEY), kind="stable"))
     peaks = [e.get("peak_gbps_measured") for e in envs if e.get("peak_gbps_measured")]
     env = dict(envs[0])
     env["peak_gbps_measured"] = float(pd.Series(peaks).median()) if peaks else None

@@ -1,4 +1,4 @@
-"""The reference pass's own unit cases (KNOWLEDGE.md §1): both policies agree on every one."""
+"""The reference pass's own unit cases (docs/reference-pass.md): both policies agree on every one."""
 from __future__ import annotations
 
 import pytest

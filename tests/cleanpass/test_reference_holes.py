@@ -1,4 +1,4 @@
-"""Each documented hole of the reference pass (KNOWLEDGE.md §1): the sound policy keeps the
+"""Each documented hole of the reference pass (docs/reference-pass.md): the sound policy keeps the
 clone, the differential checker proves the reference's removal wrong, and the reference (as
 documented) makes it."""
 from __future__ import annotations

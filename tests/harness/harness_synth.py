@@ -9,7 +9,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.run.validate import BITWISE_PARTNER
+from harness.run import variants
+
+#: Each registered variant's bit-exact partner, from its registration.
+PARTNER = {i.name: i.partner for i in variants.declarations() if i.partner}
 
 H100 = "NVIDIA H100 80GB HBM3"
 VARIANTS = ("eager", "native", "lowered", "vllm", "cleanpass", "ideal")
@@ -53,7 +56,7 @@ def make_rows(
                             latency_us_p50=lat, latency_us_p20=lat * 0.98, latency_us_p80=lat * 1.03,
                             gbps=gbps, pct_of_peak=100 * gbps / peak_gbps,
                             max_abs_err=0.0 if var != "eager" else 0.0078,
-                            bitwise_equal=True, bitwise_partner=BITWISE_PARTNER.get(var, ""),
+                            bitwise_equal=True, bitwise_partner=PARTNER.get(var, ""),
                             ok=True, status="ok", error="", model="llama-3.1-8b",
                             device_name=device_name, suite=suite, compile_s=1.2, block_count=40,
                         )
@@ -98,6 +101,7 @@ def make_env(device: str = "cuda", device_name: str = H100, utc: str = "2026-11-
         "torch": "2.13.0", "triton": "3.9.0", "python": "3.11", "commit": "abc1234",
         "dirty": False, "utc": utc, "suite": suite, "driver": "", "cuda": "", "clocks": "",
         "hostname": "synth", "cpu_count": 2,
+        "variants": [info.to_json() for info in variants.declarations()],
     }
 
 

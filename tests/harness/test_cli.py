@@ -39,7 +39,7 @@ def test_run_then_shards_then_merge_from_the_command_line(tmp_path, monkeypatch,
     assert all(len(p) for p in parts)
     assert cli.main(["merge", str(tmp_path / "s1"), str(tmp_path / "s2"), "--out", str(tmp_path / "m")]) == 0
     merged = results.read_run(tmp_path / "m")[0]
-    key = results.KEY_COLUMNS
+    key = list(results.ROW_KEY)
     pd.testing.assert_frame_equal(merged[key].sort_values(key).reset_index(drop=True),
                                   full[key].sort_values(key).reset_index(drop=True))
 

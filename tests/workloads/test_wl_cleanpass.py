@@ -49,21 +49,21 @@ def test_donated_inputs_reach_cleanpass_as_post_grad_positions(monkeypatch: pyte
     """donated_chain's module has parameters and buffers (lifted as placeholders too): the
     positions given to cleanpass must be those of x and residual in the post-grad graph."""
     seen: list[tuple[list, tuple]] = []
-    real = cleanpass.eliminate_clones_in_graph
+    real = cleanpass.inductor.eliminate_clones_in_graph
 
     def spy(graph, donated=(), policy="sound"):  # noqa: ANN001, ANN202
         phs = [n for n in graph.nodes if n.op == "placeholder"]
         seen.append(([n.meta.get("val") for n in phs], tuple(donated)))
         return real(graph, donated=donated, policy=policy)
 
-    monkeypatch.setattr(cleanpass, "eliminate_clones_in_graph", spy)
+    monkeypatch.setattr(cleanpass.inductor, "eliminate_clones_in_graph", spy)  # what the pass calls
     wl = catalog.get("donated_chain")
     built = wl.build(wl.shapes("test")[1], torch.float32, "cpu")
     assert built.donated == (0, 1)
     assert len(list(built.fn.parameters())) > 0 and len(list(built.fn.buffers())) > 0
     compiled = pipeline.compile_fn(built.fn, policy="sound")
     inputs = built.fresh_inputs()
-    selfcheck.mark_dynamic(built, inputs)
+    built.mark_token_dims(inputs)
     out = compiled(*inputs)
     vals, donated = seen[-1]
     x, r = built.inputs

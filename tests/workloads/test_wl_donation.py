@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import fx
 
-from workloads import donation, pipeline
+from workloads import catalog, donation, pipeline
 
 ir = torch.ops.cleanpass_ir
 
@@ -61,3 +61,30 @@ def test_compile_rejects_reuse_of_a_donated_activation() -> None:
     with pytest.raises(Exception, match="donates") as info:
         compiled(torch.randn(4, 32), torch.randn(32))
     assert "DonationError" in repr(info.value) or isinstance(info.value, donation.DonationError)
+
+
+def test_every_workload_declares_what_its_maybe_inplace_calls_donate() -> None:
+    for name, wl in catalog.all_workloads().items():
+        built = wl.build(wl.shapes("test")[0], torch.float32, "cpu")
+        assert donation.check_declared(name, built.fn, built.fresh_inputs(), built.donated) == \
+            tuple(built.donated), name
+
+
+def test_a_wrong_declaration_is_a_clear_error() -> None:
+    wl = catalog.get("donated_chain")
+    built = wl.build(wl.shapes("test")[0], torch.float32, "cpu")
+    with pytest.raises(donation.DeclarationError, match=r"donated_chain.*declares inputs \(0,\).*donate \(0, 1\)"):
+        donation.check_declared("donated_chain", built.fn, built.fresh_inputs(), (0,))
+    plain = catalog.get("norm_chain").build(wl.shapes("test")[0], torch.float32, "cpu")
+    with pytest.raises(donation.DeclarationError, match=r"donate \(\)"):
+        donation.check_declared("norm_chain", plain.fn, plain.fresh_inputs(), (0, 1))
+
+
+def test_the_eager_check_leaves_inputs_alone_and_sees_views_as_not_donated() -> None:
+    def f(x, w):  # noqa: ANN001, ANN202
+        return ir.rms_norm.maybe_inplace(x.view(-1, x.shape[-1]), w, 1e-6)
+
+    x, w = torch.randn(4, 32), torch.randn(32)
+    before = x.clone()
+    assert donation.observed_donations(f, (x, w)) == ()  # like the graph pass: placeholders only
+    assert torch.equal(x, before)

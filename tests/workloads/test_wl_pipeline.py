@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from workloads import catalog, donation, pipeline, selfcheck
+from workloads import catalog, donation, pipeline
 
 
 def test_stages_lowering_then_cleanpass() -> None:
@@ -40,10 +40,11 @@ def test_same_module_two_arms_compile_separately() -> None:
     outs = {}
     for p, c in arms.items():
         ins = built.fresh_inputs()
-        selfcheck.mark_dynamic(built, ins)
+        built.mark_token_dims(ins)
         outs[p] = c(*ins)
         assert len(c.reports) == 1
     assert arms[None].reports[0].clones_after == 6 and arms["sound"].reports[0].clones_after == 2
+    assert arms["sound"].reports[0] is arms["sound"].post.clean.reports[0]  # the pass's own report
     for a, b in zip(outs[None], outs["sound"]):
         assert torch.equal(a, b)
 
@@ -81,7 +82,20 @@ def test_external_clone_elimination_gets_the_donated_inputs() -> None:
     stage = _RecordingPass("recording")
     compiled = pipeline.compile_fn(built.fn, policy=stage)
     ins = built.fresh_inputs()
-    selfcheck.mark_dynamic(built, ins)
+    built.mark_token_dims(ins)
     compiled(*ins)
     assert stage.donated and stage.donated[0] == compiled.donated[0] != ()
     assert compiled.reports[0].clones_after == wl.expected_clones["vllm"][1]
+def test_the_pipeline_runs_the_pass_users_adopt(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The clone-elimination stage is a cleanpass.CloneEliminationPass, and its key is the
+    pipeline's: a change the pass's uuid() sees invalidates the pipeline's cache entry too."""
+    import cleanpass
+
+    assert pipeline.PipelinePass(None).clean is None
+    post = pipeline.PipelinePass("vllm")
+    assert isinstance(post.clean, cleanpass.CloneEliminationPass) and post.clean.policy == "vllm"
+    before = post.uuid()
+    monkeypatch.setattr(post.clean, "uuid", lambda: "another pass build")
+    assert post.uuid() != before
+    assert [a.name for a in pipeline.ARMS] == ["lowered", "vllm", "cleanpass"]
+    assert pipeline.arm("cleanpass").policy == "sound" and pipeline.arm("vllm").reference

@@ -12,7 +12,7 @@ from workloads import catalog
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
-# KNOWLEDGE.md §1: vLLM's kernel test grid.
+# The reference stack's kernel test grid (docs/reference-pass.md).
 GPU_TOKENS = [1, 8, 17, 32, 512, 2048]
 GPU_HIDDEN = [2048, 4096, 5120, 7168, 8192]
 GPU_DTYPES = [torch.float32, torch.bfloat16, torch.float16]

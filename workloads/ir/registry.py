@@ -19,6 +19,8 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from workloads import compat
+
 log = logging.getLogger(__name__)
 
 NAMESPACE = "cleanpass_ir"
@@ -124,15 +126,10 @@ def register_impl(op_name: str, impl: Impl) -> None:
 
 def ir_op_of(target: Any) -> IROp | None:
     """The IROp a graph node target belongs to (any overload or the packet), else None."""
-    if isinstance(target, torch._ops.OpOverloadPacket):
-        ns, _, name = target._qualified_op_name.partition("::")
-    elif isinstance(target, torch._ops.OpOverload):
-        ns, name = target.namespace, target._opname
-    else:
+    found = compat.op_namespace_and_name(target)
+    if found is None or found[0] != NAMESPACE:
         return None
-    if ns != NAMESPACE:
-        return None
-    return OPS.get(name)
+    return OPS.get(found[1])
 
 
 def is_maybe_inplace(target: Any) -> bool:

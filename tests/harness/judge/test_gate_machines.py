@@ -13,9 +13,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness.run import validate
-from harness.store.baseline import RunData, load_baseline
 from harness.judge.gate import EXIT_PASS, EXIT_REGRESSION, Level, gate
+from harness.store.baseline import RunData, load_baseline
+from tests.harness.harness_synth import PARTNER
 
 BASELINE = Path(__file__).resolve().parents[3] / "results" / "baselines" / "cpu.parquet"
 OTHER_CPU = "Intel(R) Xeon(R) Processor"
@@ -31,7 +31,7 @@ def _as_run_on(base: RunData, device_name: str) -> RunData:
     rows = base.rows.copy()
     rows["device_name"] = device_name
     # a current run records each row's promise; derive it from the runner's own table
-    rows["bitwise_partner"] = rows["variant"].map(validate.BITWISE_PARTNER).fillna("")
+    rows["bitwise_partner"] = rows["variant"].map(PARTNER).fillna("")
     env = dict(base.env, device_name=device_name)
     return RunData(rows, base.samples.copy(), env, "simulated-run")
 

@@ -22,8 +22,9 @@ def runs(tmp_path_factory):
     alone into ``plain/`` and against the baseline into the run directory (via the CLI)."""
     root = tmp_path_factory.mktemp("report")
     rows = make_rows(variants=VARIANTS, tokens=(1, 32, 2048), dtypes=("bfloat16", "float16"))
-    rows.loc[(rows.variant == "vllm") & (rows.num_tokens == 32), ["ok", "error"]] = (
-        False, "input 0 was written (not donated)")
+    failing = (rows.variant == "vllm") & (rows.num_tokens == 32)
+    rows.loc[failing, ["ok", "status", "error"]] = (False, "fail", "input 0 was written (not donated)")
+    rows["expected_wrong"] = failing & (rows.dtype == "bfloat16")  # predicted for bf16 only
     base = synth_run(root / "base", rows=rows, seed=1)
     baseline = write_baseline(load_run(base), root / "baseline.parquet")
     run = synth_run(root / "run", rows=rows, seed=2, slowdown={"vllm": 1.3})
@@ -48,6 +49,11 @@ def test_report_has_tables_and_figures(runs):
         assert f"## {title}" in md
     assert md.count("](figures/") == 3
     assert "input 0 was written" in md  # the failing vllm rows are listed
+    numerics = md[md.index("## Numerics"):]
+    unexpected = numerics[numerics.index("**Unexpected failures**"):numerics.index("**Expected wrong")]
+    expected = numerics[numerics.index("**Expected wrong (as predicted)**"):]
+    assert "float16" in unexpected and "bfloat16" not in unexpected
+    assert "bfloat16" in expected and "| float16" not in expected
     page = paths.html.read_text()
     assert page.count("<img ") == 3 and page.count("<table") >= 6
     assert "Comparison with the baseline" not in md

@@ -13,6 +13,9 @@ from harness.run import variants
 
 pytestmark = pytest.mark.slow
 
+#: Variants registered as the reference pass (vLLM's, real or modelled): their holes are findings.
+REFERENCE = {i.name for i in variants.declarations() if i.reference}
+
 ENV_KEYS = {"device", "device_name", "peak_gbps_measured", "torch", "triton", "python", "commit", "dirty",
             "utc", "suite", "driver", "cuda", "clocks", "hostname", "cpu_count", "vllm"}
 
@@ -33,7 +36,7 @@ def test_one_row_per_case_and_variant(run, catalog):
     cases = suites.case_matrix(catalog, "smoke")
     df = run.results
     assert len(df) == len(cases) * len(variants.variant_names())
-    assert not df.duplicated(results.KEY_COLUMNS).any()
+    assert not df.duplicated(list(results.ROW_KEY)).any()
     assert set(df["variant"]) == {"eager", "native", "lowered", "vllm", "vllm_real", "cleanpass", "ideal"}
     assert set(df["workload"]) == set(catalog)
 
@@ -68,7 +71,7 @@ def test_rows_record_which_bit_equality_they_promise(run):
     df = run.results
     ran = df[df["status"] != results.Status.SKIPPED.value]
     promised = ran.set_index("variant")["bitwise_partner"]
-    passes = ["cleanpass", *sorted(results.REFERENCE_VARIANTS & set(promised.index))]
+    passes = ["cleanpass", *sorted(REFERENCE & set(promised.index))]
     assert "vllm" in passes and set(promised.loc[passes]) == {"lowered"}
     assert set(promised.drop(passes)) == {""}
 
@@ -76,11 +79,32 @@ def test_rows_record_which_bit_equality_they_promise(run):
 def test_every_variant_but_the_reference_pass_is_ok(run):
     """vLLM's pass (real or modelled) has known holes: its failures are findings; nothing else fails."""
     df = run.results
-    reference = df["variant"].isin(results.REFERENCE_VARIANTS)
+    reference = df["variant"].isin(REFERENCE)
     bad = df[~df["ok"] & ~reference]
     assert bad.empty, bad[["workload", "num_tokens", "variant", "error"]].to_string()
     vllm_bad = df[~df["ok"] & reference]
     assert vllm_bad["error"].str.contains("reference|bit-identical").all()
+
+
+def test_failures_are_read_against_the_workloads_predictions(run, catalog):
+    """Workload.expected_wrong reaches every row; the vllm view hole is wrong as predicted."""
+    df = run.results
+    for name, wl in catalog.items():
+        rows = df[df["workload"] == name]
+        assert (rows["expected_wrong"] == rows["variant"].isin(wl.expected_wrong)).all(), name
+    outcomes = {(r.workload, r.variant): results.outcome(r.status, r.ok, r.expected_wrong)
+                for r in df.itertuples()}
+    assert outcomes[("rotary_views_base_read", "vllm")] is results.Outcome.EXPECTED_WRONG
+    assert results.Outcome.UNEXPECTED not in outcomes.values()
+
+
+def test_the_run_stores_each_variants_declaration(run):
+    infos = {i.name: i for i in results.variant_infos(run.env)}
+    assert list(infos) == variants.variant_names()
+    assert results.baseline_variant(list(infos.values())) == "lowered"
+    assert (infos["vllm"].policy, infos["vllm"].partner, infos["vllm"].reference) == ("vllm", "lowered", True)
+    assert (infos["cleanpass"].policy, infos["cleanpass"].reference) == ("sound", False)
+    assert infos["ideal"].bound and infos["eager"].policy is None
 
 
 def test_clone_counts_match_the_workloads_contract(run, catalog):
@@ -123,7 +147,7 @@ def test_files_are_present_and_read_back(run):
     back, samples, env = results.read_run(d)
     pd.testing.assert_frame_equal(back, run.results)
     assert len(pd.read_csv(d / "results.csv")) == len(back)
-    assert ENV_KEYS <= set(env) and env["device"] == "cpu" and env["peak_gbps_measured"] > 0
+    assert ENV_KEYS | {"variants"} <= set(env) and env["device"] == "cpu" and env["peak_gbps_measured"] > 0
     assert list(samples.columns) == results.SAMPLE_COLUMNS
     per_block = samples.groupby(["workload", "variant", "dtype", "num_tokens", "hidden", "block"]).size()
     assert (per_block == 1).all()

@@ -10,7 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from harness.store.baseline import KEY, META_KEY, InputError, load_baseline, load_run, write_baseline
+from harness.store.baseline import META_KEY, InputError, load_baseline, load_run, write_baseline
+from harness.store.results import ROW_KEY
 from tests.harness.cli_calls import call
 from tests.harness.harness_synth import synth_run
 
@@ -27,7 +28,7 @@ def test_round_trip_keeps_rows_samples_and_env(tmp_path):
         back.rows[run.rows.columns].reset_index(drop=True), run.rows.reset_index(drop=True),
         check_dtype=False)
     assert len(back.samples) == len(run.samples)
-    for key in run.rows[list(KEY)].head(3).itertuples(index=False, name=None):
+    for key in run.rows[list(ROW_KEY)].head(3).itertuples(index=False, name=None):
         pd.testing.assert_series_equal(
             run.samples_for(key).sort_values("block")["sample_us"].reset_index(drop=True),
             back.samples_for(key)["sample_us"].reset_index(drop=True))
