@@ -47,34 +47,48 @@ OP = define_op(
 )
 
 
+@torch.library.custom_op("cleanpass_kernels::fused_add_rms_norm_torch_out",
+                         mutates_args=("x_out", "residual_out"))
+def fused_add_rms_norm_torch_out(x: torch.Tensor, residual: torch.Tensor, weight: Optional[torch.Tensor],
+                                 eps: float, x_out: torch.Tensor, residual_out: torch.Tensor) -> None:
+    """Torch-written (any device, any strides): residual_out <- x + residual;
+    x_out <- rms_norm(residual_out). Either output may be its own input."""
+    out, r = fused_add_rms_norm_native(x, residual, weight, eps)
+    residual_out.copy_(r)
+    x_out.copy_(out)
+
+
 @torch.library.custom_op("cleanpass_kernels::fused_add_rms_norm_torch_", mutates_args=("x", "residual"))
 def fused_add_rms_norm_torch_(
     x: torch.Tensor, residual: torch.Tensor, weight: Optional[torch.Tensor], eps: float
 ) -> None:
-    """Torch-written in place (any device): residual <- x + residual; x <- rms_norm(residual)."""
-    out, r = fused_add_rms_norm_native(x, residual, weight, eps)
-    residual.copy_(r)
-    x.copy_(out)
+    """Torch-written in place: residual <- x + residual; x <- rms_norm(residual)."""
+    fused_add_rms_norm_torch_out(x, residual, weight, eps, x, residual)
+
+
+@torch.library.custom_op("cleanpass_kernels::fused_add_rms_norm_triton_out",
+                         mutates_args=("x_out", "residual_out"))
+def fused_add_rms_norm_triton_out(x: torch.Tensor, residual: torch.Tensor, weight: Optional[torch.Tensor],
+                                  eps: float, x_out: torch.Tensor, residual_out: torch.Tensor) -> None:
+    """Triton, one pass over each row; either output may be its own input."""
+    from workloads.kernels import triton_norm
+
+    triton_norm.fused_add_rms_norm(x, residual, weight, eps, x_out, residual_out)
 
 
 @torch.library.custom_op("cleanpass_kernels::fused_add_rms_norm_triton_", mutates_args=("x", "residual"))
 def fused_add_rms_norm_triton_(
     x: torch.Tensor, residual: torch.Tensor, weight: Optional[torch.Tensor], eps: float
 ) -> None:
-    """Triton in place: one pass over each row, both buffers written."""
+    """Triton in place: the out-of-place kernel with each input as its own output."""
     from workloads.kernels import triton_norm
 
-    triton_norm.fused_add_rms_norm_(x, residual, weight, eps)
+    triton_norm.fused_add_rms_norm(x, residual, weight, eps, x, residual)
 
 
-@fused_add_rms_norm_torch_.register_fake
-def _(x, residual, weight, eps):  # noqa: ANN001
-    return None
-
-
-@fused_add_rms_norm_triton_.register_fake
-def _(x, residual, weight, eps):  # noqa: ANN001
-    return None
+for _kernel in (fused_add_rms_norm_torch_, fused_add_rms_norm_triton_,
+                fused_add_rms_norm_torch_out, fused_add_rms_norm_triton_out):
+    _kernel.register_fake(P.returns_none)
 
 
 def _triton_supports(x, residual, weight, eps) -> bool:  # noqa: ANN001
@@ -84,7 +98,9 @@ def _triton_supports(x, residual, weight, eps) -> bool:  # noqa: ANN001
 
 register_impl("fused_add_rms_norm", Impl(
     P.TRITON, torch.ops.cleanpass_kernels.fused_add_rms_norm_triton_.default, inplace=True,
-    priority=P.PRIORITY[P.TRITON], supports=_triton_supports, writes=(0, 1), outputs=(0, 1)))
+    priority=P.PRIORITY[P.TRITON], supports=_triton_supports, writes=(0, 1), outputs=(0, 1),
+    out_of_place=torch.ops.cleanpass_kernels.fused_add_rms_norm_triton_out.default))
 register_impl("fused_add_rms_norm", Impl(
     P.TORCH, torch.ops.cleanpass_kernels.fused_add_rms_norm_torch_.default, inplace=True,
-    priority=P.PRIORITY[P.TORCH], writes=(0, 1), outputs=(0, 1)))
+    priority=P.PRIORITY[P.TORCH], writes=(0, 1), outputs=(0, 1),
+    out_of_place=torch.ops.cleanpass_kernels.fused_add_rms_norm_torch_out.default))

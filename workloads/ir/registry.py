@@ -19,6 +19,8 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+import cleanpass
+
 from workloads import compat
 
 log = logging.getLogger(__name__)
@@ -42,6 +44,9 @@ class Impl:
     For an in-place kernel, ``writes`` are the IR argument positions it mutates (the lowering
     clones exactly those) and ``outputs[i]`` is the IR argument position whose clone holds
     output ``i`` after the call. A functional kernel takes the IR op's arguments unchanged.
+    ``out_of_place`` is the in-place kernel's out-of-place form: the same arguments plus
+    ``<name>_out`` per mutated argument (an output may be its input); it reads strides at run
+    time and writes every element of its outputs. It is registered with cleanpass for folding.
     """
 
     provider: str
@@ -51,6 +56,7 @@ class Impl:
     supports: Callable[..., bool] = always
     writes: tuple[int, ...] = ()
     outputs: tuple[int, ...] = ()
+    out_of_place: Any = None  # OpOverload of the out-of-place form, for in-place kernels
 
 
 @dataclass
@@ -120,8 +126,13 @@ def define_op(
 
 
 def register_impl(op_name: str, impl: Impl) -> None:
-    """Add a provider implementation to an IR op."""
+    """Add a provider implementation to an IR op; tell cleanpass about its out-of-place form."""
     OPS[op_name].impls.append(impl)
+    if impl.inplace and impl.out_of_place is not None:
+        mutated = [a.name for a in impl.kernel._schema.arguments
+                   if a.alias_info is not None and a.alias_info.is_write]
+        cleanpass.register_out_of_place(impl.kernel, impl.out_of_place,
+                                        outputs={m: f"{m}_out" for m in mutated}, any_input_layout=True)
 
 
 def ir_op_of(target: Any) -> IROp | None:

@@ -49,28 +49,36 @@ OP = define_op(
 )
 
 
+@torch.library.custom_op("cleanpass_kernels::rms_norm_torch_out", mutates_args=("x_out",))
+def rms_norm_torch_out(x: torch.Tensor, weight: Optional[torch.Tensor], eps: float, x_out: torch.Tensor) -> None:
+    """Torch-written RMSNorm (any device, any strides): x_out <- rms_norm(x); x_out may be x."""
+    x_out.copy_(rms_norm_native(x, weight, eps))
+
+
 @torch.library.custom_op("cleanpass_kernels::rms_norm_torch_", mutates_args=("x",))
 def rms_norm_torch_(x: torch.Tensor, weight: Optional[torch.Tensor], eps: float) -> None:
-    """Torch-written in-place RMSNorm (any device): x <- rms_norm(x)."""
+    """Torch-written in-place RMSNorm: x <- rms_norm(x)."""
     x.copy_(rms_norm_native(x, weight, eps))
+
+
+@torch.library.custom_op("cleanpass_kernels::rms_norm_triton_out", mutates_args=("x_out",))
+def rms_norm_triton_out(x: torch.Tensor, weight: Optional[torch.Tensor], eps: float, x_out: torch.Tensor) -> None:
+    """Triton RMSNorm: x_out <- rms_norm(x); x_out may be x."""
+    from workloads.kernels import triton_norm
+
+    triton_norm.rms_norm(x, weight, eps, x_out)
 
 
 @torch.library.custom_op("cleanpass_kernels::rms_norm_triton_", mutates_args=("x",))
 def rms_norm_triton_(x: torch.Tensor, weight: Optional[torch.Tensor], eps: float) -> None:
-    """Triton in-place RMSNorm: x <- rms_norm(x)."""
+    """Triton in-place RMSNorm: the out-of-place kernel with x as its own output."""
     from workloads.kernels import triton_norm
 
-    triton_norm.rms_norm_(x, weight, eps)
+    triton_norm.rms_norm(x, weight, eps, x)
 
 
-@rms_norm_torch_.register_fake
-def _(x, weight, eps):  # noqa: ANN001
-    return None
-
-
-@rms_norm_triton_.register_fake
-def _(x, weight, eps):  # noqa: ANN001
-    return None
+for _kernel in (rms_norm_torch_, rms_norm_triton_, rms_norm_torch_out, rms_norm_triton_out):
+    _kernel.register_fake(P.returns_none)
 
 
 def _triton_supports(x, weight, eps) -> bool:  # noqa: ANN001
@@ -79,6 +87,8 @@ def _triton_supports(x, weight, eps) -> bool:  # noqa: ANN001
 
 register_impl("rms_norm", Impl(P.TRITON, torch.ops.cleanpass_kernels.rms_norm_triton_.default,
                                inplace=True, priority=P.PRIORITY[P.TRITON],
-                               supports=_triton_supports, writes=(0,), outputs=(0,)))
+                               supports=_triton_supports, writes=(0,), outputs=(0,),
+                               out_of_place=torch.ops.cleanpass_kernels.rms_norm_triton_out.default))
 register_impl("rms_norm", Impl(P.TORCH, torch.ops.cleanpass_kernels.rms_norm_torch_.default,
-                               inplace=True, priority=P.PRIORITY[P.TORCH], writes=(0,), outputs=(0,)))
+                               inplace=True, priority=P.PRIORITY[P.TORCH], writes=(0,), outputs=(0,),
+                               out_of_place=torch.ops.cleanpass_kernels.rms_norm_torch_out.default))

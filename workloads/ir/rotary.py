@@ -62,44 +62,60 @@ OP = define_op(
 )
 
 
+@torch.library.custom_op("cleanpass_kernels::rotary_embedding_torch_out", mutates_args=("q_out", "k_out"))
+def rotary_embedding_torch_out(positions: torch.Tensor, q: torch.Tensor, k: torch.Tensor,
+                               cos_sin_cache: torch.Tensor, head_size: int, is_neox: bool,
+                               q_out: torch.Tensor, k_out: torch.Tensor) -> None:
+    """Torch-written (any device, any strides): q_out, k_out <- rotated q, k, the dims past
+    rot_dim copied; an output may be its own input."""
+    q_rot, k_rot = rotary_native(positions, q, k, cos_sin_cache, head_size, is_neox)
+    q_out.copy_(q_rot)
+    k_out.copy_(k_rot)
+
+
 @torch.library.custom_op("cleanpass_kernels::rotary_embedding_torch_", mutates_args=("q", "k"))
 def rotary_embedding_torch_(positions: torch.Tensor, q: torch.Tensor, k: torch.Tensor,
                             cos_sin_cache: torch.Tensor, head_size: int, is_neox: bool) -> None:
     """Torch-written in place (any device, any strides): q, k <- rotated q, k."""
-    q_out, k_out = rotary_native(positions, q, k, cos_sin_cache, head_size, is_neox)
-    q.copy_(q_out)
-    k.copy_(k_out)
+    rotary_embedding_torch_out(positions, q, k, cos_sin_cache, head_size, is_neox, q, k)
+
+
+@torch.library.custom_op("cleanpass_kernels::rotary_embedding_triton_out", mutates_args=("q_out", "k_out"))
+def rotary_embedding_triton_out(positions: torch.Tensor, q: torch.Tensor, k: torch.Tensor,
+                                cos_sin_cache: torch.Tensor, head_size: int, is_neox: bool,
+                                q_out: torch.Tensor, k_out: torch.Tensor) -> None:
+    """Triton; strided and offset views of a fused qkv are fine on either side."""
+    from workloads.kernels import triton_rotary
+
+    triton_rotary.rotary_embedding(positions, q, k, cos_sin_cache, head_size, is_neox, q_out, k_out)
 
 
 @torch.library.custom_op("cleanpass_kernels::rotary_embedding_triton_", mutates_args=("q", "k"))
 def rotary_embedding_triton_(positions: torch.Tensor, q: torch.Tensor, k: torch.Tensor,
                              cos_sin_cache: torch.Tensor, head_size: int, is_neox: bool) -> None:
-    """Triton in place; q and k may be strided row views of a fused qkv."""
+    """Triton in place: the out-of-place kernel with q and k as their own outputs."""
     from workloads.kernels import triton_rotary
 
-    triton_rotary.rotary_embedding_(positions, q, k, cos_sin_cache, head_size, is_neox)
+    triton_rotary.rotary_embedding(positions, q, k, cos_sin_cache, head_size, is_neox, q, k)
 
 
-@rotary_embedding_torch_.register_fake
-def _(positions, q, k, cos_sin_cache, head_size, is_neox):  # noqa: ANN001
-    return None
-
-
-@rotary_embedding_triton_.register_fake
-def _(positions, q, k, cos_sin_cache, head_size, is_neox):  # noqa: ANN001
-    return None
+for _kernel in (rotary_embedding_torch_, rotary_embedding_triton_,
+                rotary_embedding_torch_out, rotary_embedding_triton_out):
+    _kernel.register_fake(P.returns_none)
 
 
 def _triton_supports(positions, q, k, cos_sin_cache, head_size, is_neox) -> bool:  # noqa: ANN001
     rot_dim = cos_sin_cache.shape[-1]
     return (P.triton_device_ok(positions, q, k, cos_sin_cache) and q.dim() == 2 and k.dim() == 2
-            and q.stride(-1) == 1 and k.stride(-1) == 1 and cos_sin_cache.is_contiguous()
-            and P.is_pow2(rot_dim // 2) and rot_dim <= head_size and positions.dim() == 1)
+            and cos_sin_cache.is_contiguous() and P.is_pow2(rot_dim // 2) and rot_dim <= head_size
+            and positions.dim() == 1)
 
 
 register_impl("rotary_embedding", Impl(
     P.TRITON, torch.ops.cleanpass_kernels.rotary_embedding_triton_.default, inplace=True,
-    priority=P.PRIORITY[P.TRITON], supports=_triton_supports, writes=(1, 2), outputs=(1, 2)))
+    priority=P.PRIORITY[P.TRITON], supports=_triton_supports, writes=(1, 2), outputs=(1, 2),
+    out_of_place=torch.ops.cleanpass_kernels.rotary_embedding_triton_out.default))
 register_impl("rotary_embedding", Impl(
     P.TORCH, torch.ops.cleanpass_kernels.rotary_embedding_torch_.default, inplace=True,
-    priority=P.PRIORITY[P.TORCH], writes=(1, 2), outputs=(1, 2)))
+    priority=P.PRIORITY[P.TORCH], writes=(1, 2), outputs=(1, 2),
+    out_of_place=torch.ops.cleanpass_kernels.rotary_embedding_torch_out.default))

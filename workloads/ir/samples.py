@@ -31,14 +31,15 @@ def _silu(t, h, dtype, device, g):  # noqa: ANN001
     return (torch.randn(t, 2 * h, generator=g).to(device, dtype),)
 
 
-def _rotary(t, h, dtype, device, g, is_neox: bool = True):  # noqa: ANN001
-    """q and k are split views of one fused qkv ``[t, h + 2*kv]`` (kv = h/4, GQA-like)."""
+def _rotary(t, h, dtype, device, g, is_neox: bool = True, rot_dim: int = HEAD_SIZE):  # noqa: ANN001
+    """q and k are split views of one fused qkv ``[t, h + 2*kv]`` (kv = h/4, GQA-like);
+    ``rot_dim < HEAD_SIZE`` rotates only the first dims of each head."""
     heads = max(h // HEAD_SIZE, 1)
     kv = max(heads // 4, 1)
     qkv = torch.randn(t, (heads + 2 * kv) * HEAD_SIZE, generator=g).to(device, dtype)
     q, k, _ = qkv.split([heads * HEAD_SIZE, kv * HEAD_SIZE, kv * HEAD_SIZE], dim=-1)
     pos = torch.randint(0, MAX_POS, (t,), generator=g).to(device)
-    return (pos, q, k, rope_cache(HEAD_SIZE, device=device), HEAD_SIZE, is_neox)
+    return (pos, q, k, rope_cache(rot_dim, device=device), HEAD_SIZE, is_neox)
 
 
 SAMPLES: dict[str, Callable[..., tuple]] = {
@@ -46,6 +47,12 @@ SAMPLES: dict[str, Callable[..., tuple]] = {
     "fused_add_rms_norm": _fused,
     "silu_and_mul": _silu,
     "rotary_embedding": _rotary,
+}
+
+
+# Further argument variants each kernel is checked on, besides the defaults.
+VARIANTS: dict[str, list[dict[str, Any]]] = {
+    "rotary_embedding": [{"is_neox": False, "rot_dim": HEAD_SIZE // 2}],
 }
 
 

@@ -6,6 +6,7 @@ subprocess with ``TRITON_INTERPRET=1`` (which must be set before triton is impor
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ import torch
 
 from workloads import numerics
 from workloads.ir import OPS, Impl
-from workloads.ir.samples import clone_args, sample_args
+from workloads.ir.samples import VARIANTS, clone_args, sample_args
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ def run_impl(impl: Impl | None, op_name: str, args: tuple) -> tuple[torch.Tensor
 
 
 def check_one(op_name: str, impl: Impl | None, tokens: int, hidden: int, dtype: torch.dtype,
-              device: Any) -> list[Problem]:
+              device: Any, **variant: Any) -> list[Problem]:
     """Compare one implementation with the reference; check it writes in place if it says so."""
     name = impl.provider if impl else "native"
     problems: list[Problem] = []
@@ -53,7 +54,7 @@ def check_one(op_name: str, impl: Impl | None, tokens: int, hidden: int, dtype: 
     def bad(what: str) -> None:
         problems.append(Problem(op_name, name, tokens, hidden, str(dtype).removeprefix("torch."), what))
 
-    args = sample_args(op_name, tokens, hidden, dtype, device)
+    args = sample_args(op_name, tokens, hidden, dtype, device, **variant)
     ref = OPS[op_name].reference(*[a.cpu() if isinstance(a, torch.Tensor) else a for a in args])
     ref = ref if isinstance(ref, tuple) else (ref,)
     work = clone_args(args)
@@ -73,21 +74,90 @@ def check_one(op_name: str, impl: Impl | None, tokens: int, hidden: int, dtype: 
     return problems
 
 
+# Input layouts the out-of-place forms are checked on: (name, make a view with t's values).
+def _row_offset(t: torch.Tensor) -> torch.Tensor:
+    """Rows padded by 7 elements and starting 3 in: other row stride, non-zero offset."""
+    base = torch.full((t.shape[0], t.shape[1] + 7), float("nan"), dtype=t.dtype, device=t.device)
+    view = base[:, 3:3 + t.shape[1]]
+    view.copy_(t)
+    return view
+
+
+def _column_strided(t: torch.Tensor) -> torch.Tensor:
+    """Every other column of a wider buffer: column stride 2."""
+    base = torch.full((t.shape[0], 2 * t.shape[1]), float("nan"), dtype=t.dtype, device=t.device)
+    view = base[:, 1::2]
+    view.copy_(t)
+    return view
+
+
+LAYOUTS = {"contiguous": lambda t: t.clone(), "row-offset": _row_offset, "column-strided": _column_strided}
+
+
+def _poisoned(t: torch.Tensor, layout: str) -> torch.Tensor:
+    """A fresh output buffer in ``layout`` holding NaN (integers: a large value), so an element
+    the kernel leaves unwritten shows up."""
+    out = LAYOUTS[layout](t)
+    out.fill_(float("nan") if out.is_floating_point() else 2 ** 30)
+    return out
+
+
+def check_out_of_place(op_name: str, impl: Impl, tokens: int, hidden: int, dtype: torch.dtype,
+                       device: Any, **variant: Any) -> list[Problem]:
+    """The out-of-place form of an in-place kernel, on every input layout and every subset of
+    its mutated arguments given fresh (poisoned) outputs, the others updated in place:
+    outputs match the reference, inputs with fresh outputs stay untouched."""
+    problems: list[Problem] = []
+    writes = impl.writes
+    for layout, fresh_layout in itertools.product(LAYOUTS, ("contiguous", "row-offset")):
+        for fresh in itertools.product((False, True), repeat=len(writes)):
+            args = list(sample_args(op_name, tokens, hidden, dtype, device, **variant))
+            ref = OPS[op_name].reference(*[a.cpu() if isinstance(a, torch.Tensor) else a for a in args])
+            ref = ref if isinstance(ref, tuple) else (ref,)
+            for p in writes:
+                if args[p].dim() == 2:
+                    args[p] = LAYOUTS[layout](args[p])
+            before = [args[p].clone() for p in writes]
+            outs = [_poisoned(args[p], fresh_layout) if f else args[p] for p, f in zip(writes, fresh)]
+            impl.out_of_place(*args, *outs)
+            what = f"out of place, inputs {layout}, fresh {fresh} ({fresh_layout})"
+            for i, p in enumerate(impl.outputs):
+                o = outs[writes.index(p)]
+                if not numerics.allclose(o.cpu(), ref[i], dtype):
+                    problems.append(Problem(op_name, impl.provider, tokens, hidden, str(dtype),
+                                            f"{what}: output {i} max_abs_err "
+                                            f"{numerics.max_abs_err(o.cpu(), ref[i]):.3g}"))
+            for p, f, b in zip(writes, fresh, before):
+                if f and not torch.equal(args[p], b):
+                    problems.append(Problem(op_name, impl.provider, tokens, hidden, str(dtype),
+                                            f"{what}: input {p} written"))
+    return problems
+
+
 def check_kernels(device: Any, providers: Sequence[str], tokens: Sequence[int], hiddens: Sequence[int],
                   dtypes: Sequence[torch.dtype], ops: Sequence[str] | None = None) -> list[Problem]:
     """Every op x allowed provider that supports the sample args, over the given grid."""
     problems: list[Problem] = []
     for op_name in ops or sorted(OPS):
-        op = OPS[op_name]
         for t in tokens:
             for h in hiddens:
                 for dt in dtypes:
-                    args = sample_args(op_name, t, h, dt, device)
-                    for impl in [i for i in op.impls if i.provider in providers] + [None]:
-                        if impl is not None and not impl.supports(*args):
-                            problems.append(Problem(op_name, impl.provider, t, h, str(dt), "unsupported"))
-                            continue
-                        problems += check_one(op_name, impl, t, h, dt, device)
+                    for variant in [{}] + VARIANTS.get(op_name, []):
+                        problems += _check_point(op_name, t, h, dt, device, providers, variant)
+    return problems
+
+
+def _check_point(op_name: str, t: int, h: int, dt: torch.dtype, device: Any, providers: Sequence[str],
+                 variant: dict[str, Any]) -> list[Problem]:
+    problems: list[Problem] = []
+    args = sample_args(op_name, t, h, dt, device, **variant)
+    for impl in [i for i in OPS[op_name].impls if i.provider in providers] + [None]:
+        if impl is not None and not impl.supports(*args):
+            problems.append(Problem(op_name, impl.provider, t, h, str(dt), f"unsupported {variant}"))
+            continue
+        problems += check_one(op_name, impl, t, h, dt, device, **variant)
+        if impl is not None and impl.out_of_place is not None:
+            problems += check_out_of_place(op_name, impl, t, h, dt, device, **variant)
     return problems
 
 

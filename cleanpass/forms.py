@@ -1,0 +1,84 @@
+"""Which in-place kernels have an out-of-place form: the facts folding relies on.
+
+`cleanpass` knows no kernel by itself; whoever defines kernels registers them here
+(`register_out_of_place`). The out-of-place op takes the in-place op's arguments, by the same
+names and in the same order, followed by one output argument per mutated argument. It reads
+every input argument and writes the outputs; an output may be its own input (that argument is
+then updated in place), so one kernel serves a call where only some arguments are folded.
+
+Per mutated argument the registration says whether the kernel overwrites every element of it
+(a partial rotary leaves the tail: folding it would leave the tail of the fresh buffer
+unwritten), either as a bool or as a predicate on the in-place call node.
+
+The registry is process-wide, like torch's own op registry: kernels register once at import.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Mapping, Union
+
+import torch
+from torch.fx import Node
+
+Overwrites = Union[bool, Callable[[Node], bool]]
+
+
+@dataclass(frozen=True)
+class OutOfPlaceForm:
+    """An in-place kernel and its out-of-place form (see the module docstring)."""
+
+    inplace: torch._ops.OpOverload
+    out_of_place: torch._ops.OpOverload
+    outputs: tuple[tuple[str, str], ...]  # (mutated argument, output argument), schema order
+    overwrites: tuple[tuple[str, Overwrites], ...]
+    any_input_layout: bool  # the kernel reads input strides at run time
+
+    def output_for(self, argument: str) -> str | None:
+        return dict(self.outputs).get(argument)
+
+    def overwrites_all(self, call: Node, argument: str) -> bool:
+        """Whether the call writes every element of `argument` (unknown: no)."""
+        verdict = dict(self.overwrites).get(argument, False)
+        return bool(verdict(call)) if callable(verdict) else bool(verdict)
+
+
+_FORMS: dict[torch._ops.OpOverload, OutOfPlaceForm] = {}
+
+
+def _argument_names(op: torch._ops.OpOverload) -> list[str]:
+    return [argument.name for argument in op._schema.arguments]
+
+
+def register_out_of_place(inplace: torch._ops.OpOverload, out_of_place: torch._ops.OpOverload,
+                          outputs: Mapping[str, str], overwrites: Mapping[str, Overwrites] | None = None,
+                          any_input_layout: bool = False) -> OutOfPlaceForm:
+    """Declare `out_of_place` as the out-of-place form of the in-place kernel `inplace`.
+
+    `outputs` maps each mutated argument of `inplace` to its output argument of
+    `out_of_place`; `overwrites` says per mutated argument whether every element is written
+    (default: yes for all). `any_input_layout`: the form accepts inputs of any strides and
+    storage offset (else folding requires the source to have the clone's layout).
+    """
+    names, out_names = _argument_names(inplace), _argument_names(out_of_place)
+    mutated = [a.name for a in inplace._schema.arguments
+               if a.alias_info is not None and a.alias_info.is_write]
+    if sorted(outputs) != sorted(mutated):
+        raise ValueError(f"{inplace}: outputs {sorted(outputs)} must name its mutated arguments {mutated}")
+    expected = names + [outputs[m] for m in mutated]
+    if out_names != expected:
+        raise ValueError(f"{out_of_place}: arguments {out_names}; expected {expected}")
+    declared = overwrites if overwrites is not None else {m: True for m in mutated}
+    form = OutOfPlaceForm(inplace, out_of_place, tuple((m, outputs[m]) for m in mutated),
+                          tuple((m, declared.get(m, False)) for m in mutated), any_input_layout)
+    _FORMS[inplace] = form
+    return form
+
+
+def unregister_out_of_place(inplace: torch._ops.OpOverload) -> None:
+    """Forget a registration (tests register throwaway kernels)."""
+    _FORMS.pop(inplace, None)
+
+
+def out_of_place_form(target: object) -> OutOfPlaceForm | None:
+    """The registered form of a node target, if any."""
+    return _FORMS.get(target) if isinstance(target, torch._ops.OpOverload) else None
