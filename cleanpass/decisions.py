@@ -5,6 +5,8 @@ from dataclasses import dataclass, field
 
 # Reason strings are a contract (logs, reports and dashboards key on them): never rename one.
 REMOVED = "removed"
+# a kept clone folded into its kernel's out-of-place form (cleanpass.fold, conditions F1-F5)
+FOLDED = "folded"
 # 1. the old value of the source (or an alias) is read after the clone is first written
 SOURCE_READ_AFTER_WRITE = "source-read-after-write"
 # 2. the source (or an alias) is written while the clone's value is still needed
@@ -51,7 +53,9 @@ VLLM_KEEP_REASONS = (
 
 @dataclass(frozen=True)
 class Decision:
-    """The verdict on one `clone` node: `reason` is REMOVED or one of (VLLM_)KEEP_REASONS."""
+    """The verdict on one `clone` node: `reason` is REMOVED, FOLDED or one of (VLLM_)KEEP_REASONS.
+
+    `bytes` is what the clone copies: what removing or folding it saves in each direction."""
 
     clone: str
     source: str
@@ -61,28 +65,43 @@ class Decision:
 
 @dataclass
 class CloneReport:
-    """Every decision of one run of the pass over one graph, plus how long it took."""
+    """Every decision of one run of the pass over one graph, plus how long it took.
+
+    `removed`: clones elimination deleted; `folded`: clones it had to keep that folding turned
+    into out-of-place kernels (no copy left); `kept`: clones still in the graph.
+    """
 
     policy: str
     removed: list[Decision] = field(default_factory=list)
     kept: list[Decision] = field(default_factory=list)
+    folded: list[Decision] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
     def clones_before(self) -> int:
-        return len(self.removed) + len(self.kept)
+        return len(self.removed) + len(self.kept) + len(self.folded)
 
     @property
     def clones_after(self) -> int:
         return len(self.kept)
 
     def add(self, decision: Decision) -> None:
-        (self.removed if decision.reason == REMOVED else self.kept).append(decision)
+        bucket = {REMOVED: self.removed, FOLDED: self.folded}.get(decision.reason, self.kept)
+        bucket.append(decision)
+
+    def fold(self, clone: str) -> None:
+        """Move the kept decision on `clone` to `folded`."""
+        for index, decision in enumerate(self.kept):
+            if decision.clone == clone:
+                del self.kept[index]
+                self.folded.append(Decision(clone, decision.source, FOLDED, decision.bytes))
+                return
+        raise KeyError(f"no kept decision on {clone}")
 
     def summary(self) -> str:
         reasons: dict[str, int] = {}
         for decision in self.kept:
             reasons[decision.reason] = reasons.get(decision.reason, 0) + 1
         kept = ", ".join(f"{r}={n}" for r, n in sorted(reasons.items())) or "none"
-        return (f"{self.policy}: removed {len(self.removed)} of {self.clones_before} clones "
-                f"in {self.seconds * 1e3:.1f} ms (kept: {kept})")
+        return (f"{self.policy}: removed {len(self.removed)}, folded {len(self.folded)} of "
+                f"{self.clones_before} clones in {self.seconds * 1e3:.1f} ms (kept: {kept})")

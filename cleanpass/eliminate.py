@@ -12,6 +12,7 @@ from torch.fx import Graph, GraphModule, Node
 
 from . import decisions
 from .facts import GraphFacts
+from .fold import fold_clones
 from .layout import clone_bytes
 from .reference import run_reference
 from .sound import decide_sound
@@ -90,7 +91,7 @@ def _gc_paused() -> Iterator[None]:
 
 
 def eliminate_clones_in_graph(graph: Graph, donated: tuple[int, ...] = (),
-                              policy: str = "sound") -> decisions.CloneReport:
+                              policy: str = "sound", fold: bool = True) -> decisions.CloneReport:
     """Remove the unneeded `aten.clone.default` nodes of a bare `fx.Graph` (no recompile).
 
     See `eliminate_clones`.
@@ -105,6 +106,8 @@ def eliminate_clones_in_graph(graph: Graph, donated: tuple[int, ...] = (),
             run_reference(graph, donated, report)
         else:
             _run_sound(graph, donated, report)
+            if fold:
+                fold_clones(graph, donated, report)
     report.seconds = time.perf_counter() - started
     log.info("cleanpass %s", report.summary())
     for decision in report.kept:
@@ -113,12 +116,14 @@ def eliminate_clones_in_graph(graph: Graph, donated: tuple[int, ...] = (),
 
 
 def eliminate_clones(gm: GraphModule, donated: tuple[int, ...] = (),
-                     policy: str = "sound") -> decisions.CloneReport:
+                     policy: str = "sound", fold: bool = True) -> decisions.CloneReport:
     """Delete the clones of `gm` that provably are not needed; edits `gm` and recompiles it.
 
     `donated` are the 0-based positions (graph order) of placeholders whose storage the caller
     gives up. `policy` is "sound" (conditions 1-5 in `cleanpass.sound`) or "vllm" (the
-    reference behaviour, holes included, for side-by-side comparison).
+    reference behaviour, holes included, for side-by-side comparison). With `fold` (sound
+    policy only), each clone that must stay but only hands a kernel with a registered
+    out-of-place form its private buffer is folded into that form (`cleanpass.fold`).
 
     Before / after, with x donated and nothing reading x later::
 
@@ -128,6 +133,6 @@ def eliminate_clones(gm: GraphModule, donated: tuple[int, ...] = (),
 
         q = x[:, :64]; c = clone(x); rms_norm_(c, w); y = q + 1; return c, y
     """
-    report = eliminate_clones_in_graph(gm.graph, donated, policy)
+    report = eliminate_clones_in_graph(gm.graph, donated, policy, fold)
     gm.recompile()
     return report

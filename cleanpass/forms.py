@@ -74,11 +74,6 @@ def register_out_of_place(inplace: torch._ops.OpOverload, out_of_place: torch._o
     return form
 
 
-def unregister_out_of_place(inplace: torch._ops.OpOverload) -> None:
-    """Forget a registration (tests register throwaway kernels)."""
-    _FORMS.pop(inplace, None)
-
-
 def out_of_place_form(target: object) -> OutOfPlaceForm | None:
     """The registered form of a node target, if any."""
     return _FORMS.get(target) if isinstance(target, torch._ops.OpOverload) else None

@@ -2,7 +2,7 @@
 
 Thin on purpose: it reads the donation context once per graph, runs `eliminate_clones_in_graph`,
 keeps the report, logs kept clones at debug level and, when asked, dumps the graph before and
-after. Its `uuid()` hashes our source files, the policy and whether it is on, so the FX graph
+after. Its `uuid()` hashes our source files, the policy, whether it folds and whether it is on, so the FX graph
 cache can never hand one arm of an A/B run the other arm's code.
 """
 from __future__ import annotations
@@ -42,11 +42,12 @@ class CloneEliminationPass(CustomGraphPassBase):
     """Clone elimination for Inductor's post-grad graph; `reports` collects one per graph."""
 
     def __init__(self, policy: str = "sound", enabled: bool = True,
-                 dump_dir: str | os.PathLike | None = None) -> None:
+                 dump_dir: str | os.PathLike | None = None, fold: bool = True) -> None:
         if policy not in POLICIES:
             raise ValueError(f"unknown policy {policy!r}; expected one of {POLICIES}")
         self.policy = policy
         self.enabled = enabled
+        self.fold = fold and policy == "sound"
         self.dump_dir = Path(dump_dir) if dump_dir is not None else None
         self.reports: list[CloneReport] = []
 
@@ -55,7 +56,7 @@ class CloneEliminationPass(CustomGraphPassBase):
             return
         index = len(self.reports)
         self._dump(graph, index, "before")
-        report = eliminate_clones_in_graph(graph, current_donated(), self.policy)
+        report = eliminate_clones_in_graph(graph, current_donated(), self.policy, self.fold)
         self._dump(graph, index, "after")
         self.reports.append(report)
 
@@ -66,4 +67,4 @@ class CloneEliminationPass(CustomGraphPassBase):
         (self.dump_dir / f"{index:03d}_{self.policy}_{stage}.txt").write_text(str(graph))
 
     def uuid(self) -> str:
-        return hash_files(_SOURCES, extra=f"policy={self.policy};enabled={self.enabled}")
+        return hash_files(_SOURCES, extra=f"policy={self.policy};enabled={self.enabled};fold={self.fold}")

@@ -3,7 +3,10 @@
 It backs every claim the pass makes. On fresh random inputs (never zeros) it reports:
 outputs that are not bit-identical, a non-donated input whose final value differs from the
 original graph's, a parameter or buffer the transformed graph writes, and an output that newly
-aliases an input or another output.
+aliases an input or another output. Both graphs run with every fresh allocation they make
+(`empty`, `empty_strided`, `empty_like`, `new_empty`) filled with poison (NaN, or the largest
+integer), so a kernel that leaves part of a buffer the pass allocated unwritten shows up
+instead of reading whatever the allocator left there.
 """
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from typing import Any, Sequence
 
 import torch
 from torch.fx import GraphModule
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from ._compat import tree_leaves
 
@@ -28,6 +32,31 @@ class VerifyResult:
     def fail(self, message: str) -> None:
         self.ok = False
         self.problems.append(message)
+
+
+_aten = torch.ops.aten
+_ALLOCATIONS = frozenset({_aten.empty.memory_format, _aten.empty_strided.default,
+                          _aten.empty_like.default, _aten.new_empty.default,
+                          _aten.new_empty_strided.default})
+
+
+def poison(t: torch.Tensor) -> torch.Tensor:
+    """Fill `t` with a value no kernel computes by accident: NaN, or the dtype's largest value."""
+    if t.dtype.is_floating_point or t.dtype.is_complex:
+        return t.fill_(float("nan"))
+    if t.dtype == torch.bool:
+        return t.fill_(True)
+    return t.fill_(torch.iinfo(t.dtype).max)
+
+
+class PoisonedAllocations(TorchDispatchMode):
+    """While active, every fresh allocation comes back filled with `poison`."""
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+        out = func(*args, **(kwargs or {}))
+        if func in _ALLOCATIONS and isinstance(out, torch.Tensor) and out.numel():
+            poison(out)
+        return out
 
 
 def _concrete(value: Any) -> int:
@@ -115,13 +144,15 @@ def check(before: GraphModule, after: GraphModule, donated: Sequence[int] = (),
         base = list(inputs) if inputs is not None and trial == 0 else make_inputs(before, seed + trial)
         before_inputs, after_inputs = _copy(base), _copy(base)
         try:
-            before_out = tree_leaves(before(*before_inputs))
+            with PoisonedAllocations():
+                before_out = tree_leaves(before(*before_inputs))
         except Exception as error:
             result.fail(f"trial {trial}: the original graph raised {error!r}")
             return result
         constants = {name: t.clone() for name, t in _constants(after)}
         try:
-            after_out = tree_leaves(after(*after_inputs))
+            with PoisonedAllocations():
+                after_out = tree_leaves(after(*after_inputs))
         except Exception as error:
             result.fail(f"trial {trial}: the transformed graph raised {error!r}")
             return result

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import torch
 
+import cleanpass
+
 LIB = "cleanpass_test"
 
 
@@ -57,3 +59,45 @@ def _(x: torch.Tensor, factor: float) -> torch.Tensor:
 
 
 ops = torch.ops.cleanpass_test
+
+
+# Out-of-place forms for the folding tests (cleanpass.fold): the in-place op's arguments, then
+# one output per mutated argument; an output may be its own input.
+@torch.library.custom_op(f"{LIB}::scale_out", mutates_args=("x_out",))
+def scale_out(x: torch.Tensor, factor: float, x_out: torch.Tensor) -> None:
+    x_out.copy_(x * factor)
+
+
+@torch.library.custom_op(f"{LIB}::fused_add_norm_out", mutates_args=("x_out", "residual_out"))
+def fused_add_norm_out(x: torch.Tensor, residual: torch.Tensor, weight: torch.Tensor,
+                       x_out: torch.Tensor, residual_out: torch.Tensor) -> None:
+    total = residual + x
+    variance = total.float().pow(2).mean(-1, keepdim=True)
+    x_out.copy_((total.float() * torch.rsqrt(variance + 1e-6)).to(x.dtype) * weight)
+    residual_out.copy_(total)
+
+
+@torch.library.custom_op(f"{LIB}::scale_head_", mutates_args=("x",))
+def scale_head_(x: torch.Tensor, n: int) -> None:
+    """Writes only the first n columns (a partial rotary's shape)."""
+    x[..., :n].mul_(2.0)
+
+
+@torch.library.custom_op(f"{LIB}::scale_head_out", mutates_args=("x_out",))
+def scale_head_out(x: torch.Tensor, n: int, x_out: torch.Tensor) -> None:
+    """Writes only the first n columns of x_out: the tail stays whatever it was."""
+    x_out[..., :n].copy_(x[..., :n] * 2.0)
+
+
+for _op in (scale_out, fused_add_norm_out, scale_head_, scale_head_out):
+    _op.register_fake(lambda *args, **kwargs: None)
+
+cleanpass.register_out_of_place(ops.scale_.default, ops.scale_out.default, {"x": "x_out"},
+                                any_input_layout=True)
+cleanpass.register_out_of_place(ops.fused_add_norm_.default, ops.fused_add_norm_out.default,
+                                {"x": "x_out", "residual": "residual_out"}, any_input_layout=True)
+# Whole only when n covers the last dim: the predicate reads the call node.
+cleanpass.register_out_of_place(
+    ops.scale_head_.default, ops.scale_head_out.default, {"x": "x_out"},
+    overwrites={"x": lambda call: call.args[1] >= call.args[0].meta["val"].shape[-1]},
+    any_input_layout=True)

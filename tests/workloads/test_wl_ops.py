@@ -18,12 +18,22 @@ OP_NAMES = sorted(OPS)
 def test_cpu_implementations_match_reference(op: str, dtype: torch.dtype) -> None:
     """torch-written kernels and the native definition, over a CPU-sized slice of the grid."""
     problems = check_kernels("cpu", ["torch"], tokens=[1, 17, 128], hiddens=[2048, 5120],
-                             dtypes=[dtype], ops=[op])
+                             dtypes=[dtype], ops=[op], out_of_place=False)
     assert problems == []
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("op", OP_NAMES)
+def test_out_of_place_forms_match_reference(op: str, dtype: torch.dtype) -> None:
+    """Each in-place kernel's out-of-place form on contiguous, row-offset and column-strided
+    inputs, every mix of in-place and fresh (NaN-poisoned) outputs: matches the reference,
+    leaves the inputs it does not write untouched, writes every element."""
+    assert check_kernels("cpu", ["torch"], tokens=[1, 17], hiddens=[2048], dtypes=[dtype], ops=[op]) == []
+
+
 def test_cpu_real_hidden_8192_and_odd_tokens() -> None:
-    assert check_kernels("cpu", ["torch"], tokens=[3, 33], hiddens=[8192], dtypes=[torch.bfloat16]) == []
+    assert check_kernels("cpu", ["torch"], tokens=[3, 33], hiddens=[8192], dtypes=[torch.bfloat16],
+                         out_of_place=False) == []
 
 
 def test_rotary_gptj_style_matches_reference() -> None:

@@ -94,6 +94,10 @@ def _column_strided(t: torch.Tensor) -> torch.Tensor:
 LAYOUTS = {"contiguous": lambda t: t.clone(), "row-offset": _row_offset, "column-strided": _column_strided}
 
 
+# (input layout, fresh output layout) pairs: each input layout once, each output layout once.
+LAYOUT_PAIRS = (("contiguous", "row-offset"), ("row-offset", "contiguous"), ("column-strided", "column-strided"))
+
+
 def _poisoned(t: torch.Tensor, layout: str) -> torch.Tensor:
     """A fresh output buffer in ``layout`` holding NaN (integers: a large value), so an element
     the kernel leaves unwritten shows up."""
@@ -109,8 +113,10 @@ def check_out_of_place(op_name: str, impl: Impl, tokens: int, hidden: int, dtype
     outputs match the reference, inputs with fresh outputs stay untouched."""
     problems: list[Problem] = []
     writes = impl.writes
-    for layout, fresh_layout in itertools.product(LAYOUTS, ("contiguous", "row-offset")):
+    for layout, fresh_layout in LAYOUT_PAIRS:
         for fresh in itertools.product((False, True), repeat=len(writes)):
+            if not any(fresh):  # all in place: check_one's case
+                continue
             args = list(sample_args(op_name, tokens, hidden, dtype, device, **variant))
             ref = OPS[op_name].reference(*[a.cpu() if isinstance(a, torch.Tensor) else a for a in args])
             ref = ref if isinstance(ref, tuple) else (ref,)
@@ -135,20 +141,23 @@ def check_out_of_place(op_name: str, impl: Impl, tokens: int, hidden: int, dtype
 
 
 def check_kernels(device: Any, providers: Sequence[str], tokens: Sequence[int], hiddens: Sequence[int],
-                  dtypes: Sequence[torch.dtype], ops: Sequence[str] | None = None) -> list[Problem]:
-    """Every op x allowed provider that supports the sample args, over the given grid."""
+                  dtypes: Sequence[torch.dtype], ops: Sequence[str] | None = None,
+                  out_of_place: bool = True) -> list[Problem]:
+    """Every op x allowed provider that supports the sample args, over the given grid; with
+    ``out_of_place`` also the out-of-place forms (``check_out_of_place``)."""
     problems: list[Problem] = []
     for op_name in ops or sorted(OPS):
         for t in tokens:
             for h in hiddens:
                 for dt in dtypes:
                     for variant in [{}] + VARIANTS.get(op_name, []):
-                        problems += _check_point(op_name, t, h, dt, device, providers, variant)
+                        problems += _check_point(op_name, t, h, dt, device, providers, variant,
+                                                 out_of_place)
     return problems
 
 
 def _check_point(op_name: str, t: int, h: int, dt: torch.dtype, device: Any, providers: Sequence[str],
-                 variant: dict[str, Any]) -> list[Problem]:
+                 variant: dict[str, Any], out_of_place: bool) -> list[Problem]:
     problems: list[Problem] = []
     args = sample_args(op_name, t, h, dt, device, **variant)
     for impl in [i for i in OPS[op_name].impls if i.provider in providers] + [None]:
@@ -156,7 +165,7 @@ def _check_point(op_name: str, t: int, h: int, dt: torch.dtype, device: Any, pro
             problems.append(Problem(op_name, impl.provider, t, h, str(dt), f"unsupported {variant}"))
             continue
         problems += check_one(op_name, impl, t, h, dt, device, **variant)
-        if impl is not None and impl.out_of_place is not None:
+        if out_of_place and impl is not None and impl.out_of_place is not None:
             problems += check_out_of_place(op_name, impl, t, h, dt, device, **variant)
     return problems
 
