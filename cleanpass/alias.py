@@ -5,7 +5,7 @@ may-alias facts can only make the answer more conservative):
 
 1. fake tensors in `meta["val"]`: nodes whose fake tensors share a storage alias;
 2. the graph structure: an op output aliases every argument its schema annotates (`Tensor(a)`,
-   `Tensor(a!)`), plus the known unannotated exceptions (`_unsafe_view`); `getitem` aliases its
+   `Tensor(a!)`) unless the op returns nothing (a kernel that only mutates its arguments), plus the known unannotated exceptions (`_unsafe_view`); `getitem` aliases its
    parent when the parent may alias anything; an opaque node's output may alias all its tensors.
 
 Structure matters even when meta is present: after an edit (a removed clone) the fake tensors of
@@ -47,9 +47,12 @@ def _aliased_arguments(op: OpOverload) -> tuple[tuple[int, str], ...]:
     """(index, name) of the arguments whose schema carries an alias annotation, once per op."""
     found = _ALIASED_CACHE.get(op)
     if found is None:
-        found = _ALIASED_CACHE[op] = tuple(
-            (index, argument.name) for index, argument in enumerate(op._schema.arguments)
-            if argument.alias_info is not None)
+        if not op._schema.returns:  # returns nothing (an in-place kernel): no value to alias
+            found = _ALIASED_CACHE[op] = ()
+        else:
+            found = _ALIASED_CACHE[op] = tuple(
+                (index, argument.name) for index, argument in enumerate(op._schema.arguments)
+                if argument.alias_info is not None)
     return found
 
 

@@ -93,11 +93,12 @@ class PipelinePass(compat.CustomGraphPass):
     """post_grad_custom_post_pass = lower IR ops, then clone elimination (if a policy is given)."""
 
     def __init__(self, policy: str | ExternalCloneElimination | None = None, providers: Sequence[str] | None = None,
-                 state: donation.DonationState | None = None) -> None:
+                 state: donation.DonationState | None = None, fold: bool = True) -> None:
         self.policy = policy
+        self.fold = fold
         self.providers = tuple(providers) if providers is not None else None
         self.state = state if state is not None else donation.DonationState()
-        self.clean = cleanpass.CloneEliminationPass(policy=policy) if isinstance(policy, str) else None
+        self.clean = cleanpass.CloneEliminationPass(policy=policy, fold=fold) if isinstance(policy, str) else None
         self.external = policy if policy is not None and not isinstance(policy, str) else None
         self.reports: list[Any] = []
         self.lowering_reports: list[lowering.LoweringReport] = []
@@ -170,11 +171,12 @@ class Compiled:
 
 
 def compile_fn(fn: Callable, policy: str | ExternalCloneElimination | None = None, providers: Sequence[str] | None = None,
-               dynamic: bool | None = True, fullgraph: bool = True) -> Compiled:
-    """torch.compile ``fn`` with the donation pre-pass and the lowering(+cleanpass) post-pass."""
+               dynamic: bool | None = True, fullgraph: bool = True, fold: bool = True) -> Compiled:
+    """torch.compile ``fn`` with the donation pre-pass and the lowering(+cleanpass) post-pass;
+    ``fold=False`` stops cleanpass from folding kept clones into out-of-place kernels."""
     state = donation.DonationState()
     pre = donation.DonationPass(state)
-    post = PipelinePass(policy, providers, state)
+    post = PipelinePass(policy, providers, state, fold)
     compiled = torch.compile(compat.fresh_entry(fn), backend="inductor", dynamic=dynamic, fullgraph=fullgraph,
                              options=compat.inductor_options(pre, post))
     return Compiled(fn, compiled, post, pre)

@@ -38,12 +38,16 @@ class Outcome:
 
 
 def run_pass(fn_or_gm: Callable | GraphModule, *inputs: torch.Tensor, donated=(),
-             policy: str = "sound", mode: str = "fake", trials: int = 2) -> Outcome:
-    """Trace (unless given a graph), run the policy on a copy, verify against the original."""
+             policy: str = "sound", mode: str = "fake", trials: int = 2, fold: bool = False) -> Outcome:
+    """Trace (unless given a graph), run the policy on a copy, verify against the original.
+
+    Folding is off unless asked: the test ops have out-of-place forms, and the elimination
+    tests check which clones elimination itself keeps (test_fold.py tests folding)."""
     before = fn_or_gm if isinstance(fn_or_gm, GraphModule) else trace(fn_or_gm, *inputs, mode=mode)
     after = copy.deepcopy(before)
-    report = cleanpass.eliminate_clones(after, donated=donated, policy=policy)
+    report = cleanpass.eliminate_clones(after, donated=donated, policy=policy, fold=fold)
     assert count_clones(after) == report.clones_after
-    assert count_clones(before) == report.clones_before
+    assert count_clones(before) == report.clones_before == (
+        len(report.removed) + len(report.kept) + len(report.folded))
     check = verify.check(before, after, donated=donated, trials=trials)
     return Outcome(before, after, report, check)

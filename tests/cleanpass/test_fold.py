@@ -12,7 +12,8 @@ import torch
 import cleanpass
 from cleanpass import decisions, verify
 
-from .helpers import count_clones, run_pass, trace
+from .helpers import count_clones, trace
+from .helpers import run_pass as _run_pass
 from .ops import ops
 
 MODES = ["fake", "symbolic"]
@@ -27,6 +28,10 @@ def _registered(inplace, out_of_place, outputs, **kwargs) -> Iterator[cleanpass.
     finally:
         cleanpass.register_out_of_place(saved.inplace, saved.out_of_place, dict(saved.outputs),
                                         dict(saved.overwrites), saved.any_input_layout)
+
+
+def run_pass(*args, **kwargs):
+    return _run_pass(*args, fold=True, **kwargs)
 
 
 def _targets(gm: torch.fx.GraphModule) -> list:

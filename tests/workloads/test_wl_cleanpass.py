@@ -36,13 +36,18 @@ def test_vllm_policy_breaks_when_the_base_of_a_view_is_read(compiled_run) -> Non
 
 
 def test_rotary_clones_kept_exactly_where_needed(compiled_run) -> None:  # noqa: ANN001
-    """llama_block keeps the two input clones, rotary's two layout-changing q/k clones and the
-    two kv-expansion copies; the unbind case drops q's clone only while the base is dead."""
-    kept = compiled_run("llama_block", "cleanpass").compiled.reports[-1].kept
-    assert len(kept) == 6
-    assert sum(d.source.startswith("arg") for d in kept) == 2  # the non-donated inputs
-    assert compiled_run("rotary_views", "cleanpass").clones == (2, 1)
-    assert compiled_run("rotary_views_base_read", "cleanpass").clones == (2, 2)
+    """llama_block folds the two input clones and rotary's two layout-changing q/k clones and
+    keeps only the two kv-expansion copies; the unbind case removes q's clone only while the
+    base is dead, and folds what it keeps."""
+    report = compiled_run("llama_block", "cleanpass").compiled.reports[-1]
+    assert [d.reason for d in report.kept] == [cleanpass.decisions.LAYOUT_DIFFERS] * 2
+    assert all(d.source.startswith("expand") for d in report.kept)  # the kv-head expansion
+    assert len(report.folded) == 4
+    assert sum(d.source.startswith("arg") for d in report.folded) == 2  # the non-donated inputs
+    views = compiled_run("rotary_views", "cleanpass").compiled.reports[-1]
+    assert (len(views.removed), len(views.folded), views.clones_after) == (1, 1, 0)
+    base_read = compiled_run("rotary_views_base_read", "cleanpass").compiled.reports[-1]
+    assert (len(base_read.removed), len(base_read.folded), base_read.clones_after) == (0, 2, 0)
 
 
 def test_donated_inputs_reach_cleanpass_as_post_grad_positions(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -51,10 +56,10 @@ def test_donated_inputs_reach_cleanpass_as_post_grad_positions(monkeypatch: pyte
     seen: list[tuple[list, tuple]] = []
     real = cleanpass.inductor.eliminate_clones_in_graph
 
-    def spy(graph, donated=(), policy="sound"):  # noqa: ANN001, ANN202
+    def spy(graph, donated=(), policy="sound", **kwargs):  # noqa: ANN001, ANN003, ANN202
         phs = [n for n in graph.nodes if n.op == "placeholder"]
         seen.append(([n.meta.get("val") for n in phs], tuple(donated)))
-        return real(graph, donated=donated, policy=policy)
+        return real(graph, donated=donated, policy=policy, **kwargs)
 
     monkeypatch.setattr(cleanpass.inductor, "eliminate_clones_in_graph", spy)  # what the pass calls
     wl = catalog.get("donated_chain")
@@ -79,13 +84,15 @@ def test_donated_inputs_reach_cleanpass_as_post_grad_positions(monkeypatch: pyte
 
 def test_one_token_rotary_writes_straight_into_qkv() -> None:
     """Decode (one token): q's view has its clone's layout and qkv's q part is dead after
-    rotary, so the pass drops q's clone (k's view sits at an offset and keeps its clone);
+    rotary, so the pass drops q's clone (k's view sits at an offset: its clone is folded);
     results stay bit-exact with the no-pass compile."""
     wl = catalog.get("llama_block")
     s = wl.shapes("test")[0]
     one = catalog.Shape(1, s.hidden, s.model)
     with_pass, without = (selfcheck.compile_run(wl, one, v) for v in ("cleanpass", "lowered"))
-    assert with_pass.clones == wl.expected_clones_for(one)["cleanpass"] == (10, 5)
+    assert with_pass.clones == wl.expected_clones_for(one)["cleanpass"] == (10, 2)
+    report = with_pass.compiled.reports[-1]
+    assert len(report.removed) == 5 and len(report.folded) == 3
     assert with_pass.problems == [] and without.problems == []
     for a, b in zip(with_pass.outputs, without.outputs, strict=True):
         assert torch.equal(a, b)

@@ -46,9 +46,14 @@ class ChainCore(nn.Module):
         return h, residual
 
     def forward_ideal(self, x: torch.Tensor, residual: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """In place on donated inputs and on the chain's own buffers; layer 0 of a chain whose
+        inputs the caller keeps reads them and writes fresh buffers."""
         h = x
         for i in range(self.layers):
-            C.inplace("fused_add_rms_norm", h, residual, self.norms[i], self.eps)
+            if i == 0 and not self.donate:
+                h, residual = C.out_of_place("fused_add_rms_norm", h, residual, self.norms[i], self.eps)
+            else:
+                C.inplace("fused_add_rms_norm", h, residual, self.norms[i], self.eps)
             h = h @ self._proj(i)
         return h, residual
 
@@ -62,7 +67,8 @@ class Chain(Workload):
         x = C.randn((shape.num_tokens, shape.hidden), dtype, device, g)
         r = C.randn((shape.num_tokens, shape.hidden), dtype, device, g)
         fn, native, ideal = C.variants(core)
-        return Built(fn, native, ideal, (x, r), donated=(0, 1) if self.donate else (), ideal_mutates=(0, 1))
+        donated = (0, 1) if self.donate else ()
+        return Built(fn, native, ideal, (x, r), donated=donated, ideal_mutates=donated)
 
     def model_bytes(self, shape: Shape, dtype: torch.dtype) -> int:
         """Per layer: fused norm 4T + weight; projection reads h and W, writes h (2T + H^2)."""

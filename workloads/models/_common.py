@@ -67,6 +67,18 @@ def inplace(op_name: str, *args: Any) -> None:
     impl.kernel(*args)
 
 
+def out_of_place(op_name: str, *args: Any, in_place: tuple[int, ...] = ()) -> tuple[torch.Tensor, ...]:
+    """Call the out-of-place form of the kernel the lowering would choose: the mutated arguments
+    at positions ``in_place`` (given up by the caller) are updated in place, the others are
+    only read and their results land in fresh buffers. Returns the op's outputs."""
+    impl = OPS[op_name].choose(args)
+    if impl is None or impl.out_of_place is None:
+        raise RuntimeError(f"no out-of-place kernel for {op_name} on these arguments")
+    outs = {p: args[p] if p in in_place else torch.empty_like(args[p]) for p in impl.writes}
+    impl.out_of_place(*args, *(outs[p] for p in impl.writes))
+    return tuple(outs[p] for p in impl.outputs)
+
+
 def direct(op_name: str, *args: Any) -> Any:
     """Call the kernel the lowering would choose for a functional (not in-place) op."""
     impl = OPS[op_name].choose(args)

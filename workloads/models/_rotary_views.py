@@ -48,11 +48,11 @@ class _Core(nn.Module):
 
     def forward_ideal(self, x: torch.Tensor, positions: torch.Tensor) -> tuple[torch.Tensor, ...]:
         qk = torch.matmul(x, self.proj)
-        if self.read_base:  # the un-rotated projections must survive: rotate copies
-            q, k = qk[0].clone(), qk[1].clone()
+        q, k = qk.unbind(0)
+        if self.read_base:  # the un-rotated projections must survive: rotate into fresh buffers
+            q, k = C.out_of_place("rotary_embedding", positions, q, k, self.cos_sin, self.head_dim, True)
         else:
-            q, k = qk.unbind(0)
-        C.inplace("rotary_embedding", positions, q, k, self.cos_sin, self.head_dim, True)
+            C.inplace("rotary_embedding", positions, q, k, self.cos_sin, self.head_dim, True)
         return self._out(q, k, qk)
 
 

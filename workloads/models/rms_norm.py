@@ -1,6 +1,7 @@
 """rms_norm: one RMSNorm of an input activation.
 
-The input is not donated, so the lowering's clone must stay: out = clone(x); rms_norm_(out).
+The input is not donated, so the lowering's clone must stay: out = clone(x); rms_norm_(out);
+cleanpass folds it into the out-of-place kernel, as the ``ideal`` twin does by hand.
 Fewest bytes: read x, write out, read the weight.
 """
 from __future__ import annotations
@@ -28,8 +29,8 @@ class _Core(nn.Module):
         return rms_norm_native(x, C.w(self.weight, x), self.eps)
 
     def forward_ideal(self, x: torch.Tensor) -> torch.Tensor:
-        C.inplace("rms_norm", x, self.weight, self.eps)
-        return x
+        """x is the caller's: read it, write a fresh output."""
+        return C.out_of_place("rms_norm", x, self.weight, self.eps)[0]
 
 
 class RmsNorm(Workload):
@@ -38,7 +39,7 @@ class RmsNorm(Workload):
         core = _Core(shape.hidden, shape.dims.eps, dtype, device, g)
         x = C.randn((shape.num_tokens, shape.hidden), dtype, device, g)
         fn, native, ideal = C.variants(core)
-        return Built(fn, native, ideal, (x,), ideal_mutates=(0,))
+        return Built(fn, native, ideal, (x,))
 
     def model_bytes(self, shape: Shape, dtype: torch.dtype) -> int:
         e = C.elt(dtype)
@@ -54,5 +55,5 @@ WORKLOAD = RmsNorm(
         "default": C.grid(["llama-3.1-8b", "llama-3.1-70b"], [1, 32, 512]),
         "nightly": C.grid(["llama-3.1-8b", "llama-3.1-70b"], C.NIGHTLY_TOKENS),
     },
-    expected_clones={"lowered": (1, 1), "vllm": (1, 1), "cleanpass": (1, 1)},
+    expected_clones={"lowered": (1, 1), "vllm": (1, 1), "cleanpass": (1, 0)},
 )
