@@ -40,11 +40,20 @@ Tests: `.venv/bin/python -m pytest -q tests/workloads` (Triton kernels run under
 
 
 NOTES = """\
-Notes: `llama_block` also holds 2 clones of its own (the explicit GQA kv-head expansion), kept as
-layout changes; with one token (decode) q's clone can go too (`Workload.expected_clones_for`).
-`rotary_views_base_read` shows the reference policy's view hole: it drops q's clone although
-the base qk is read afterwards, so that variant's results are wrong (`expected_wrong`).
+Notes: "folded" counts the clones elimination had to keep (inputs the caller kept, strided views)
+that cleanpass turned into the kernel's out-of-place form: a fresh buffer written by the kernel,
+no copy. `llama_block` also holds 2 clones of its own (the explicit GQA kv-head expansion), real
+copies that stay; with one token (decode) q's clone is removed outright
+(`Workload.expected_clones_for`). `rotary_views_base_read` shows the reference policy's view hole:
+it drops q's clone although the base qk is read afterwards, so that variant's results are wrong
+(`expected_wrong`).
 """
+
+
+def _kind(impl) -> str:  # noqa: ANN001
+    if not impl.inplace:
+        return "functional"
+    return "in place, out-of-place form" if impl.out_of_place is not None else "in place"
 
 
 def ops_table() -> str:
@@ -52,7 +61,7 @@ def ops_table() -> str:
     lines = ["| op | schema | providers (by priority) |", "|---|---|---|"]
     for name in sorted(OPS):
         op = OPS[name]
-        provs = [f"`{i.provider}` ({'in place' if i.inplace else 'functional'})"
+        provs = [f"`{i.provider}` ({_kind(i)})"
                  for i in sorted(op.impls, key=lambda i: -i.priority)] + ["`native` (fallback)"]
         lines.append(f"| `{name}` | `{op.schema}` | {', '.join(provs)} |")
     return "\n".join(lines)
@@ -65,6 +74,7 @@ class Cell:
     before: int
     after: int
     ok: bool
+    folded: int = 0
 
 
 Counts = dict[str, dict[str, Cell]]
@@ -84,7 +94,8 @@ def measure(names: Sequence[str], suite: str = "test") -> Counts:
             counts[label] = {}
             for v in VARIANTS:
                 run = selfcheck.compile_run(wl, sh, v)
-                counts[label][v] = Cell(run.clones[0], run.clones[1], not run.problems)
+                folded = len(getattr(run.compiled.reports[-1], "folded", ()))
+                counts[label][v] = Cell(run.clones[0], run.clones[1], not run.problems, folded)
                 log.info("%s %s clones=%s %s", label, v, run.clones, "ok" if not run.problems else "WRONG")
     return counts
 
@@ -93,9 +104,10 @@ def clone_table(counts: Counts) -> str:
     """Markdown: clones after lowering, and those left by each policy."""
     base = next(a.name for a in pipeline.ARMS if a.policy is None)
     passes = [a for a in pipeline.ARMS if a.policy is not None]
+    sound = next(a.name for a in passes if a.policy == "sound")
     heads = [f"left by `{a.name}` policy" if a.reference else f"left by `{a.name}` ({a.policy})" for a in passes]
-    lines = ["| workload | clones after lowering | " + " | ".join(heads) + " |",
-             "|---|---|" + "---|" * len(passes)]
+    lines = ["| workload | clones after lowering | " + " | ".join(heads) + f" | folded by `{sound}` |",
+             "|---|---|" + "---|" * (len(passes) + 1)]
 
     def cell(c: Cell) -> str:
         return f"{c.after}" + ("" if c.ok else " (wrong results)")
@@ -103,7 +115,7 @@ def clone_table(counts: Counts) -> str:
     for label, c in counts.items():
         name, _, rest = label.partition(" ")
         lines.append(f"| `{name}`{' ' + rest if rest else ''} | {c[base].after} | "
-                     + " | ".join(cell(c[a.name]) for a in passes) + " |")
+                     + " | ".join(cell(c[a.name]) for a in passes) + f" | {c[sound].folded} |")
     return "\n".join(lines)
 
 
