@@ -222,7 +222,11 @@ def fold_clones(graph: Graph, donated: tuple[int, ...], report: decisions.CloneR
     candidates = _candidates(graph)
     if not candidates:
         return
-    facts = GraphFacts(graph, donated)
+    try:
+        facts = GraphFacts(graph, donated)
+    except Exception:  # a graph the analysis cannot read: fold nothing
+        log.warning("cleanpass: analysis failed; folding nothing", exc_info=True)
+        return
     plan: list[tuple[Node, OutOfPlaceForm, dict[str, Node]]] = []
     for call, form in candidates:
         folds = {}

@@ -239,3 +239,22 @@ def test_registration_checks_the_signature():
         cleanpass.register_out_of_place(ops.scale_.default, ops.fused_add_norm_out.default, {"x": "x_out"})
     with pytest.raises(ValueError):
         cleanpass.register_out_of_place(ops.scale_.default, ops.scale_out.default, {"y": "x_out"})
+
+
+@pytest.mark.parametrize("broken_name", ["GraphFacts", "foldable"])
+def test_analysis_failure_folds_nothing(monkeypatch, broken_name):
+    """Bad input makes folding keep the clone, never raise."""
+    from cleanpass import fold
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("simulated folding bug")
+
+    def f(x):
+        c = x.clone()
+        ops.scale_(c, 3.0)
+        return c
+
+    monkeypatch.setattr(fold, broken_name, broken)
+    out = run_pass(f, torch.randn(4, 8))
+    assert out.report.folded == [] and out.report.clones_after == 1
+    assert out.check.ok, out.check.problems
