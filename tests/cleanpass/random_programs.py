@@ -2,8 +2,10 @@
 
 A program is a list of instructions over a pool of values (inputs first). Each instruction
 picks its operands by index modulo the pool size, so any list hypothesis draws is runnable.
-The mix leans on what lowerings produce (clone + in-place kernel) and on what breaks unsound
-passes (views, bases, writes to inputs, `copy_`, several outputs).
+The mix leans on what lowerings produce (clone + in-place kernel, whose clones the pass may
+fold into out-of-place kernels) and on what breaks unsound passes (views, bases, strided and
+offset views, column splits that interleave in memory, writes to inputs, `copy_`, several
+outputs).
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from .ops import ops
 KINDS = (
     "pointwise", "unary", "rows", "split", "reshape", "transpose", "clone", "contiguous",
     "clone_inplace", "clone_inplace", "clone_inplace", "scale_", "add_", "write_kw",
-    "write_list", "copy_",
+    "write_list", "copy_", "column_split", "every_other_column", "clone_fused",
 )
 SHAPE = (4, 6)
 
@@ -68,6 +70,14 @@ class Program:
                 ops.write_list([x])
             elif kind == "copy_" and same:
                 x.copy_(y * 2)
+            elif kind == "column_split" and x.dim() == 2 and x.shape[1] % 2 == 0:
+                pool.extend(x.split(x.shape[1] // 2, dim=1))
+            elif kind == "every_other_column" and x.dim() == 2 and x.shape[1] >= 2:
+                pool.append(x[:, b % 2::2])
+            elif kind == "clone_fused" and same:
+                c, d = x.clone(), y.clone()
+                ops.fused_add_norm_(c, d, x.new_ones(x.shape[-1]))
+                pool.extend((c, d))
         return tuple(pool[i % len(pool)] for i in self.outputs)
 
 
