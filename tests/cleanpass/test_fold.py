@@ -34,6 +34,21 @@ def run_pass(*args, **kwargs):
     return _run_pass(*args, fold=True, **kwargs)
 
 
+def _scaled_copy(x):
+    """The lowering's shape: a private copy handed to an in-place kernel."""
+    c = x.clone()
+    ops.scale_(c, 3.0)
+    return c
+
+
+def _head_scaled_copy(n):
+    def program(x):
+        c = x.clone()
+        ops.scale_head_(c, n)
+        return c
+    return program
+
+
 def _targets(gm: torch.fx.GraphModule) -> list:
     return [n.target for n in gm.graph.nodes if n.op == "call_function"]
 
@@ -41,12 +56,7 @@ def _targets(gm: torch.fx.GraphModule) -> list:
 @pytest.mark.parametrize("mode", MODES)
 def test_folds_clone_of_kept_input(mode):
     """x is not donated: elimination keeps the clone, folding turns it into scale_out."""
-    def f(x):
-        c = x.clone()
-        ops.scale_(c, 3.0)
-        return c
-
-    out = run_pass(f, torch.randn(4, 8), mode=mode)
+    out = run_pass(_scaled_copy, torch.randn(4, 8), mode=mode)
     assert out.check.ok, out.check.problems
     assert [d.reason for d in out.report.folded] == [decisions.FOLDED]
     assert out.report.kept == [] and out.report.clones_after == 0
@@ -73,12 +83,7 @@ def test_mixed_call_folds_only_the_kept_argument():
 
 
 def test_fold_switch_and_vllm_policy_never_fold():
-    def f(x):
-        c = x.clone()
-        ops.scale_(c, 3.0)
-        return c
-
-    gm = trace(f, torch.randn(4, 8))
+    gm = trace(_scaled_copy, torch.randn(4, 8))
     for kwargs in ({"fold": False}, {"policy": "vllm"}):
         after = copy.deepcopy(gm)
         report = cleanpass.eliminate_clones(after, **kwargs)
@@ -88,35 +93,20 @@ def test_fold_switch_and_vllm_policy_never_fold():
 
 
 def test_second_run_changes_nothing():
-    def f(x):
-        c = x.clone()
-        ops.scale_(c, 3.0)
-        return c
-
-    out = run_pass(f, torch.randn(4, 8))
+    out = run_pass(_scaled_copy, torch.randn(4, 8))
     again = cleanpass.eliminate_clones(out.after)
     assert again.clones_before == 0 and again.folded == []
 
 
 def test_f1_keeps_clone_when_kernel_writes_part_of_it():
     """scale_head_ with n < width writes only the head: a fresh buffer's tail would be poison."""
-    def f(x):
-        c = x.clone()
-        ops.scale_head_(c, 3)
-        return c
-
-    out = run_pass(f, torch.randn(4, 8))
+    out = run_pass(_head_scaled_copy(3), torch.randn(4, 8))
     assert out.report.folded == [] and out.report.clones_after == 1
     assert out.check.ok, out.check.problems
 
 
 def test_f1_folds_when_the_predicate_says_whole():
-    def f(x):
-        c = x.clone()
-        ops.scale_head_(c, 8)
-        return c
-
-    out = run_pass(f, torch.randn(4, 8))
+    out = run_pass(_head_scaled_copy(8), torch.randn(4, 8))
     assert len(out.report.folded) == 1
     assert out.check.ok, out.check.problems
 
@@ -124,14 +114,9 @@ def test_f1_folds_when_the_predicate_says_whole():
 def test_f1_poisoned_check_catches_a_lying_registration():
     """Registering the partial kernel as whole would fold; the poisoned differential check
     must then report the unwritten tail."""
-    def f(x):
-        c = x.clone()
-        ops.scale_head_(c, 3)
-        return c
-
     with _registered(ops.scale_head_.default, ops.scale_head_out.default, {"x": "x_out"},
                      any_input_layout=True):
-        out = run_pass(f, torch.randn(4, 8))
+        out = run_pass(_head_scaled_copy(3), torch.randn(4, 8))
     assert len(out.report.folded) == 1
     assert not out.check.ok
 
@@ -219,12 +204,7 @@ def test_f4_keeps_clone_when_form_needs_the_clone_layout():
 
 
 def test_f5_keeps_clone_without_meta():
-    def f(x):
-        c = x.clone()
-        ops.scale_(c, 3.0)
-        return c
-
-    gm = trace(f, torch.randn(4, 8))
+    gm = trace(_scaled_copy, torch.randn(4, 8))
     for node in gm.graph.nodes:
         if node.target is torch.ops.aten.clone.default:
             node.meta.pop("val")
@@ -249,12 +229,7 @@ def test_analysis_failure_folds_nothing(monkeypatch, broken_name):
     def broken(*args, **kwargs):
         raise RuntimeError("simulated folding bug")
 
-    def f(x):
-        c = x.clone()
-        ops.scale_(c, 3.0)
-        return c
-
     monkeypatch.setattr(fold, broken_name, broken)
-    out = run_pass(f, torch.randn(4, 8))
+    out = run_pass(_scaled_copy, torch.randn(4, 8))
     assert out.report.folded == [] and out.report.clones_after == 1
     assert out.check.ok, out.check.problems
