@@ -45,7 +45,8 @@ def _erase_dead_clones(graph: Graph, report: decisions.CloneReport) -> None:
             graph.erase_node(clone)
 
 
-def _run_sound(graph: Graph, donated: tuple[int, ...], report: decisions.CloneReport) -> None:
+def _run_sound(graph: Graph, donated: tuple[int, ...], report: decisions.CloneReport) -> GraphFacts | None:
+    """Decide and remove; returns the facts (current with the removals), None if unreadable."""
     _erase_dead_clones(graph, report)
     clones = _clones(graph)
     try:
@@ -55,7 +56,7 @@ def _run_sound(graph: Graph, donated: tuple[int, ...], report: decisions.CloneRe
         for clone in clones:
             report.add(decisions.Decision(clone.name, _source_name(clone),
                                           decisions.ANALYSIS_ERROR, clone_bytes(clone)))
-        return
+        return None
     for clone in clones:
         source = clone.args[0] if clone.args else None
         if not isinstance(source, Node) or len(clone.args) + len(clone.kwargs) > 2:
@@ -75,6 +76,7 @@ def _run_sound(graph: Graph, donated: tuple[int, ...], report: decisions.CloneRe
         if clone in facts.replaced:
             clone.replace_all_uses_with(facts.resolve(clone))
             graph.erase_node(clone)
+    return facts
 
 
 @contextlib.contextmanager
@@ -105,9 +107,9 @@ def eliminate_clones_in_graph(graph: Graph, donated: tuple[int, ...] = (),
         if policy == "vllm":
             run_reference(graph, donated, report)
         else:
-            _run_sound(graph, donated, report)
-            if fold:
-                fold_clones(graph, donated, report)
+            facts = _run_sound(graph, donated, report)
+            if fold and facts is not None:
+                fold_clones(graph, facts, report)
     report.seconds = time.perf_counter() - started
     log.info("cleanpass %s", report.summary())
     for decision in report.kept:

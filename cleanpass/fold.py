@@ -93,7 +93,8 @@ def _first_touch_is(call: Node, clone: Node, argument: str, facts: GraphFacts) -
             if user is call:
                 continue
             effect = facts.effects[user]
-            if facts.position[user] < at and (member in effect.reads or member in effect.writes):
+            if facts.position[user] < at and any(facts.resolve(touched) is member
+                                                 for touched in effect.reads + effect.writes):
                 return False
     passed = [name for name, value in _arguments(call) if any(v in aliases for v in _nodes(value))]
     return passed == [argument] and sum(v is clone for v in _nodes(dict(_arguments(call))[argument])) == 1
@@ -217,15 +218,15 @@ def _candidates(graph: Graph) -> list[tuple[Node, OutOfPlaceForm]]:
     return found
 
 
-def fold_clones(graph: Graph, donated: tuple[int, ...], report: decisions.CloneReport) -> None:
-    """Fold every kept clone that F1-F5 allow; moves its decision to `report.folded`."""
+def fold_clones(graph: Graph, facts: GraphFacts, report: decisions.CloneReport) -> None:
+    """Fold every kept clone that F1-F5 allow; moves its decision to `report.folded`.
+
+    `facts` are elimination's, current with its removals (positions are those of the graph
+    before the removals, an order the edits keep; effects name removed clones, so every
+    node they name is resolved first).
+    """
     candidates = _candidates(graph)
     if not candidates:
-        return
-    try:
-        facts = GraphFacts(graph, donated)
-    except Exception:  # a graph the analysis cannot read: fold nothing
-        log.warning("cleanpass: analysis failed; folding nothing", exc_info=True)
         return
     plan: list[tuple[Node, OutOfPlaceForm, dict[str, Node]]] = []
     for call, form in candidates:
