@@ -114,7 +114,8 @@ def _source_unchanged(clone: Node, source: Node, call: Node, facts: GraphFacts) 
     source_class = facts.class_of(source)
     if not source_class.writes_between(low, high):
         return True
-    return not any(low < position <= high and may_overlap(member, source)
+    # a removed clone had its root's layout: its bytes are the root's
+    return not any(low < position <= high and may_overlap(facts.resolve(member), source)
                    and not (node is call and member is clone)
                    for position, node, member in source_class.writes)
 
