@@ -56,10 +56,10 @@ def test_donated_inputs_reach_cleanpass_as_post_grad_positions(monkeypatch: pyte
     seen: list[tuple[list, tuple]] = []
     real = cleanpass.inductor.eliminate_clones_in_graph
 
-    def spy(graph, donated=(), policy="sound", **kwargs):  # noqa: ANN001, ANN003, ANN202
+    def spy(graph, donated=(), policy="sound", fold=True):  # noqa: ANN001, ANN202
         phs = [n for n in graph.nodes if n.op == "placeholder"]
         seen.append(([n.meta.get("val") for n in phs], tuple(donated)))
-        return real(graph, donated=donated, policy=policy, **kwargs)
+        return real(graph, donated=donated, policy=policy, fold=fold)
 
     monkeypatch.setattr(cleanpass.inductor, "eliminate_clones_in_graph", spy)  # what the pass calls
     wl = catalog.get("donated_chain")
