@@ -83,7 +83,8 @@ def _sigterm_as_interrupt() -> None:
 
 def add_run(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run a benchmark suite and write a run directory")
-    p.add_argument("--suite", choices=("smoke", "default", "nightly"), default="smoke")
+    p.add_argument("--suite", choices=("smoke", "default", "nightly", "kernels"), default="smoke",
+                   help="kernels: each Triton kernel alone, %% of copy bandwidth (CPU: interpreter, untimed)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--workloads", nargs="+", metavar="NAME", help="only these workloads")
     p.add_argument("--dtypes", nargs="+", metavar="DTYPE", help="only these dtypes (bfloat16, float16, float32)")
@@ -93,6 +94,8 @@ def add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", metavar="DIR", help="run directory (default results/runs/<utc>_<commit>/)")
     p.add_argument("--results-root", default="results/runs", help=argparse.SUPPRESS)
     p.add_argument("--no-progress", action="store_true", help="no progress line")
+    p.add_argument("--attribution", action="store_true",
+                   help="profile every variant: kernel time per class into attribution.parquet")
     p.set_defaults(func=cmd_run)
 
 
@@ -102,7 +105,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         result = api.run(suite=args.suite, device=args.device, workloads=_split(args.workloads),
                          dtypes=_split(args.dtypes), tokens=args.tokens, variants=_split(args.variants),
                          shard=args.shard, out=args.out, results_root=args.results_root,
-                         progress=ProgressLine(enabled=not args.no_progress))
+                         progress=ProgressLine(enabled=not args.no_progress), attribution=args.attribution)
     except (ValueError, KeyError, FileExistsError, RuntimeError) as e:
         print(f"harness run: {e}", file=sys.stderr)
         return EXIT_USAGE

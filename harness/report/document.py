@@ -20,7 +20,7 @@ from harness.judge.gate import GateConfig, GateResult, LatencyVerdict, describe_
 from harness.judge.trend import TrendConfig, TrendResult
 from harness.store.atomic import atomic_write
 from harness.store.baseline import RunData
-from harness.store.results import Outcome, VariantInfo, baseline_variant, measured_rows, outcome, variant_infos
+from harness.store.results import Outcome, VariantInfo, baseline_variant, measured_rows, outcome, read_attribution, variant_infos
 
 log = logging.getLogger(__name__)
 
@@ -251,6 +251,31 @@ def removal_section(run: RunData, fig_dir: Path, made: list[Path]) -> Section:
     )
 
 
+def attribution_section(run: RunData, fig_dir: Path, made: list[Path]) -> Section | None:
+    """Kernel time per class, from the run's attribution table (runs made with --attribution)."""
+    source = Path(run.source) if run.source else None
+    table = read_attribution(source) if source is not None and source.is_dir() else None
+    if table is None or table.empty:
+        return None
+    path = _figures().kernel_time_breakdown(table, fig_dir / "kernel_time_breakdown.png")
+    if path:
+        made.append(path)
+    cols = [c for c in ("workload", "variant", "dtype", "num_tokens", "copy_us", "saving_realized",
+                        "peak_mem_bytes") if c in run.rows.columns]
+    summary = _live(run.rows)[cols] if "copy_us" in run.rows.columns else pd.DataFrame()
+    return Section(
+        "Where the time goes",
+        "Kernel time per call split into copies, our IR kernels, matrix multiplies, attention and "
+        "the rest (profiler; a fused kernel is split over the classes of the nodes it fused). "
+        "`saving_realized` is the time the pass saved over what its removed bytes cost at the "
+        "measured copy bandwidth.",
+        [("Per case (largest token count per workload)", _figures().attribution_case_table(table)),
+         ("Copy time, realized saving and peak memory", summary)],
+        f"{FIG_DIR}/{path.name}" if path else None,
+        "stacked kernel time per class and variant, per workload",
+    )
+
+
 def numerics_section(run: RunData) -> Section:
     live = _live(run.rows)
     cols = [c for c in NUMERIC_COLS if c in live.columns]
@@ -360,8 +385,9 @@ def build_report(
         latency_section(run, fig_dir, made),
         bandwidth_section(run, fig_dir, made),
         removal_section(run, fig_dir, made),
-        numerics_section(run),
     ]
+    breakdown = attribution_section(run, fig_dir, made)
+    sections += ([breakdown] if breakdown is not None else []) + [numerics_section(run)]
     title = title or (
         f"cleanpass report: {run.env.get('suite', '?')} suite on {run.device_name or run.device}"
         f" ({run.env.get('utc', '')})"

@@ -251,3 +251,56 @@ def latency_ratio_forest(
     shown = f"{len(comps)} of {len(comparisons)} rows" if len(comps) < len(comparisons) else "all rows"
     ax.set_title(f"Latency against the baseline ({shown})", fontsize=11)
     return _save(fig, path)
+
+
+#: Stable colours per kernel class (attribution figure).
+CLASS_COLORS = {"copy": "#d62728", "ir": "#2ca02c", "matmul": "#1f77b4", "attention": "#9467bd",
+                "other": "#7f7f7f"}
+
+
+def attribution_case_table(attribution: pd.DataFrame) -> pd.DataFrame:
+    """One case per workload (its largest token count; first dtype, hidden by name):
+    microseconds per call per (workload, variant, kernel class)."""
+    if attribution is None or attribution.empty:
+        return pd.DataFrame()
+    picked = (attribution.sort_values(["workload", "num_tokens", "dtype", "hidden"],
+                                      ascending=[True, False, True, True])
+              .groupby("workload", as_index=False).first()[["workload", "num_tokens", "dtype", "hidden"]])
+    frame = attribution.merge(picked, on=["workload", "num_tokens", "dtype", "hidden"])
+    return frame.pivot_table(index=["workload", "num_tokens", "dtype", "variant"], columns="kernel_class",
+                             values="us", aggfunc="sum", fill_value=0.0).reset_index()
+
+
+def kernel_time_breakdown(attribution: pd.DataFrame, path: Path) -> Path | None:
+    """Stacked bars: each variant's time per call split into kernel classes, one panel per
+    workload, so a copy segment that shrinks (or a kernel class that dominates) is visible."""
+    table = attribution_case_table(attribution)
+    if table.empty:
+        return None
+    classes = [c for c in CLASS_COLORS if c in table.columns]
+    workloads = list(dict.fromkeys(table["workload"]))
+    ncols = min(3, len(workloads))
+    nrows = int(np.ceil(len(workloads) / ncols))
+    fig = Figure(figsize=(5.0 * ncols, 3.6 * nrows))
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    for ax, wl in zip(axes.flat, workloads):
+        sub = table[table["workload"] == wl].set_index("variant")
+        order = variant_order(sub.reset_index())
+        bottom = np.zeros(len(order))
+        for cls in classes:
+            vals = sub.loc[order, cls].to_numpy(dtype=float)
+            ax.bar(order, vals, bottom=bottom, color=CLASS_COLORS[cls], label=cls)
+            bottom += vals
+        first = sub.iloc[0]
+        ax.set_title(f"{wl} ({first['dtype']}, {int(first['num_tokens'])} tokens)", fontsize=10)
+        ax.set_ylabel("kernel time per call (us)")
+        ax.tick_params(axis="x", labelrotation=30, labelsize=8)
+        ax.grid(True, axis="y", alpha=0.3)
+    for ax in list(axes.flat)[len(workloads):]:
+        ax.set_visible(False)
+    handles = [Line2D([], [], color=CLASS_COLORS[c], linewidth=6, label=c) for c in classes]
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8,
+               bbox_to_anchor=(0.5, -0.02), frameon=False)
+    fig.suptitle("Where the time goes: kernel time per class (profiler)", fontsize=11)
+    fig.subplots_adjust(bottom=0.2 if nrows == 1 else 0.1, wspace=0.3, hspace=0.5)
+    return _save(fig, path)

@@ -11,6 +11,7 @@ import pandas as pd
 
 from harness.run import env as envmod
 from harness.store import results
+from harness.run import kernel_suite
 from harness.run import runner
 from harness.run import suites
 from harness.run import variants as variantmod
@@ -40,13 +41,15 @@ def run(suite: str = "smoke", device: str = "auto", workloads: Sequence[str] | N
         variants: Sequence[str] | None = None, shard_spec: str | None = None, shard: str | None = None,
         out: str | Path | None = None, results_root: str | Path = "results/runs",
         progress: runner.Progress | None = None, catalog: dict[str, Any] | None = None,
-        plan: suites.TimingPlan | None = None) -> RunResult:
+        plan: suites.TimingPlan | None = None, attribution: bool = False) -> RunResult:
     """Run a suite end to end and write its run directory; returns what was written."""
     t0 = time.perf_counter()
     shard_spec = shard_spec or shard
-    if suite not in suites.PLANS:
+    if suite not in suites.PLANS and suite != kernel_suite.SUITE:
         raise ValueError(f"unknown suite {suite!r}")
     dev = envmod.resolve_device(device)
+    if suite == kernel_suite.SUITE:
+        return _run_kernels(dev, dtypes, tokens, out, results_root, t0)
     catalog = catalog if catalog is not None else load_workloads()
     cases = suites.case_matrix(catalog, suite, only=workloads,
                                dtypes=[suites.parse_dtype(d) for d in dtypes] if dtypes else None,
@@ -66,7 +69,7 @@ def run(suite: str = "smoke", device: str = "auto", workloads: Sequence[str] | N
     env["shard"] = shard_kn
     env["variants"] = [info.to_json() for info in variantmod.declarations(variants)]
     opts = runner.RunOptions(suite=suite, device=dev, device_name=env["device_name"], variants=variants,
-                             plan=plan)
+                             plan=plan, attribution=attribution)
     tables = results.RunTables()
     try:
         runner.run_cases(cases, catalog, opts, progress, tables)
@@ -77,7 +80,25 @@ def run(suite: str = "smoke", device: str = "auto", workloads: Sequence[str] | N
             raise
     df = results.rows_to_frame(tables.rows, peak)
     samples = results.samples_frame(tables.samples)
-    extra = {"samples_launch.parquet": results.samples_frame(tables.launch_samples)} if tables.launch_samples else None
+    extra = {"samples_launch.parquet": results.samples_frame(tables.launch_samples)} if tables.launch_samples else {}
+    if attribution:
+        extra[results.ATTRIBUTION_FILE] = results.attribution_frame(tables.attribution)
     env["seconds"] = round(time.perf_counter() - t0, 1)
     results.write_run(run_dir, df, samples, env, extra=extra)
     return RunResult(run_dir, df, samples, env, time.perf_counter() - t0)
+
+
+def _run_kernels(dev: str, dtypes: Sequence[str] | None, tokens: Sequence[int] | None,
+                 out: str | Path | None, results_root: str | Path, t0: float) -> RunResult:
+    """``--suite kernels``: each Triton kernel alone (timed on CUDA, checked everywhere)."""
+    commit, _ = envmod.git_commit()
+    run_dir = results.claim_out_dir(out) if out else results.new_run_dir(results_root, commit)
+    peak = runner.measure_peak_gbps(dev)
+    env = envmod.collect_env(dev, kernel_suite.SUITE, peak)
+    names = [suites.dtype_name(suites.parse_dtype(d)) for d in dtypes] if dtypes else None
+    rows, samples = kernel_suite.run_rows(dev, tokens, names, env["device_name"])
+    df = results.rows_to_frame(rows, peak)
+    samples_df = results.samples_frame(samples)
+    env["seconds"] = round(time.perf_counter() - t0, 1)
+    results.write_run(run_dir, df, samples_df, env)
+    return RunResult(run_dir, df, samples_df, env, time.perf_counter() - t0)

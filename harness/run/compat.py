@@ -150,3 +150,47 @@ def reset_dynamo() -> None:
         torch._dynamo.reset()
     except Exception:  # noqa: BLE001
         log.debug("torch._dynamo.reset failed", exc_info=True)
+
+
+@contextlib.contextmanager
+def attribution_config(provenance: dict[str, list[str]]) -> Iterator[None]:
+    """Compile for kernel attribution: C++ kernels visible to the profiler, provenance recorded.
+
+    ``cpp.enable_kernel_profile`` wraps each generated C++ kernel in a profiler range.
+    ``trace.provenance_tracking_level = 1`` makes Inductor map each generated kernel to the
+    post-grad FX nodes fused into it, in module globals of ``torch._inductor.debug`` that it
+    resets and restores around every compile (``reset_provenance_globals``); we wrap that reset
+    to copy the map into ``provenance`` (kernel name without its ``:<handle>``) before it is
+    restored. Either switch missing on this torch: attribution falls back to kernel names.
+    """
+    ind = torch._inductor.config
+    with contextlib.ExitStack() as stack:
+        if hasattr(ind, "cpp") and hasattr(ind.cpp, "enable_kernel_profile"):
+            stack.enter_context(ind.patch({"cpp.enable_kernel_profile": True}))
+        try:
+            from torch._inductor import debug
+        except Exception:  # pragma: no cover - layout changed
+            debug = None
+        original = getattr(debug, "reset_provenance_globals", None)
+        if original is None or not hasattr(getattr(ind, "trace", None), "provenance_tracking_level"):
+            log.warning("no Inductor provenance tracking on torch %s", torch.__version__)
+            yield
+            return
+        stack.enter_context(ind.patch({"trace.provenance_tracking_level": 1}))
+
+        @contextlib.contextmanager
+        def recording() -> Iterator[None]:
+            with original():
+                try:
+                    yield
+                finally:
+                    found = getattr(debug, "_inductor_triton_kernel_to_post_grad_node_info", {}) or {}
+                    for kernel, nodes in found.items():
+                        bucket = provenance.setdefault(str(kernel).split(":", 1)[0], [])
+                        bucket += [n for n in nodes if n not in bucket]
+
+        debug.reset_provenance_globals = recording
+        try:
+            yield
+        finally:
+            debug.reset_provenance_globals = original

@@ -38,6 +38,8 @@ class CompileCache:
     """Compiled callables keyed by (variant, group key); lives for one run."""
 
     entries: dict[Hashable, CompiledEntry] = field(default_factory=dict)
+    #: (variant, group key) -> Inductor provenance (kernel -> FX nodes), filled in attribution runs
+    provenance: dict[Hashable, dict[str, list[str]]] = field(default_factory=dict)
 
     def get_or_create(self, key: Hashable, make: Callable[[], Callable[..., Any]]) -> CompiledEntry:
         if key not in self.entries:

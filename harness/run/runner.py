@@ -5,6 +5,7 @@ timing becomes failed rows (``ok=False``, reason in ``error``) and the run goes 
 """
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import traceback
@@ -13,10 +14,11 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from harness.run import attribution
 from harness.run import timing
 from harness.run import validate
 from harness.run import compat
-from harness.run.compat import measurement_config
+from harness.run.compat import attribution_config, measurement_config
 from harness.run.compile import CompileCache
 from harness.store.results import Row, RunTables, Status, baseline_variant
 from harness.run.suites import PLANS, Case, TimingPlan, group_cases
@@ -34,6 +36,7 @@ class RunOptions:
     device_name: str = ""
     variants: Sequence[str] | None = None   # None = all registered
     plan: TimingPlan | None = None
+    attribution: bool = False         # profile each variant: kernel time per class
 
 
 @dataclass
@@ -66,10 +69,11 @@ def run_cases(cases: Sequence[Case], workloads: dict[str, Any], opts: RunOptions
     with measurement_config():
         for group in group_cases(cases):
             for case in group:
-                rows, samples, launch = run_case(case, workloads[case.workload], opts, plan, cache)
+                rows, samples, launch, attrib = run_case(case, workloads[case.workload], opts, plan, cache)
                 tables.rows += rows
                 tables.samples += samples
                 tables.launch_samples += launch
+                tables.attribution += attrib
                 done += 1
                 if progress is not None:
                     progress(done, len(cases), case, rows)
@@ -80,6 +84,8 @@ def run_cases(cases: Sequence[Case], workloads: dict[str, Any], opts: RunOptions
 def _release(cache: CompileCache, group_key: str, device: str) -> None:
     for key in [k for k in cache.entries if k[1] == group_key]:
         del cache.entries[key]
+    for key in [k for k in cache.provenance if k[1] == group_key]:
+        del cache.provenance[key]
     # the group's graphs are done with: drop Dynamo's cache entries too, so guard checks and
     # memory stay flat over a long run
     compat.reset_dynamo()
@@ -110,8 +116,9 @@ def _restore_fn(prep: Prepared, pristine: tuple, positions: Sequence[int]) -> Ca
 
 
 def run_case(case: Case, workload: Any, opts: RunOptions, plan: TimingPlan,
-             cache: CompileCache) -> tuple[list[Row], list[dict], list[dict]]:
-    """All variants of one case: rows, graph/CPU samples, launch-inclusive samples."""
+             cache: CompileCache) -> tuple[list[Row], list[dict], list[dict], list[dict]]:
+    """All variants of one case: rows, graph/CPU samples, launch-inclusive samples and
+    attribution records (empty unless ``opts.attribution``)."""
     specs = registered()
     names = list(opts.variants) if opts.variants is not None else list(specs)
     expected_wrong = tuple(getattr(workload, "expected_wrong", ()))
@@ -126,7 +133,7 @@ def run_case(case: Case, workload: Any, opts: RunOptions, plan: TimingPlan,
         pristine = tuple(x.detach().clone() if isinstance(x, torch.Tensor) else x for x in built.inputs)
     except Exception as e:  # noqa: BLE001
         log.error("build %s failed: %s", case.key, _short(e))
-        return [lv.row.fail(f"build: {_short(e)}") for lv in live.values()], [], []
+        return [lv.row.fail(f"build: {_short(e)}") for lv in live.values()], [], [], []
     try:
         model_bytes = int(workload.model_bytes(case.shape, case.dtype))
     except Exception as e:  # noqa: BLE001
@@ -156,7 +163,8 @@ def run_case(case: Case, workload: Any, opts: RunOptions, plan: TimingPlan,
             lv.row.skip(reason)
             continue
         try:
-            lv.prep = spec.builder(ctx)
+            with _provenance(cache, (n, case.group_key), opts.attribution):
+                lv.prep = spec.builder(ctx)
         except Exception as e:  # noqa: BLE001
             log.error("prepare %s/%s failed: %s", case.key, n, _short(e))
             log.debug("%s", traceback.format_exc())
@@ -171,10 +179,53 @@ def run_case(case: Case, workload: Any, opts: RunOptions, plan: TimingPlan,
     # 3. time every variant that runs (a numerically wrong one is still timed: it ran)
     runnable = {n: lv for n, lv in live.items() if lv.ran}
     samples, launch = _time_case(case, runnable, pristine, plan, opts)
+    _peak_memory(case, runnable, pristine, opts)
+    attrib = _attribute_case(case, runnable, pristine, opts, cache) if opts.attribution else []
     for lv in live.values():
         lv.outputs = []
         lv.prep = None
-    return [live[n].row for n in names], samples, launch
+    return [live[n].row for n in names], samples, launch, attrib
+
+
+def _provenance(cache: CompileCache, key: tuple, enabled: bool) -> contextlib.AbstractContextManager:
+    """Compile under attribution settings, collecting provenance per (variant, group)."""
+    if not enabled:
+        return contextlib.nullcontext()
+    return attribution_config(cache.provenance.setdefault(key, {}))
+
+
+def _peak_memory(case: Case, runnable: dict[str, _Live], pristine: tuple, opts: RunOptions) -> None:
+    """``peak_mem_bytes`` of one call per variant (CUDA only; CPU leaves it empty)."""
+    if opts.device != "cuda":
+        return
+    for n, lv in runnable.items():
+        try:
+            lv.row.peak_mem_bytes = attribution.peak_call_bytes(
+                lv.prep.call, _restore_fn(lv.prep, pristine, lv.mutated), opts.device)
+        except Exception as e:  # noqa: BLE001
+            log.warning("peak memory %s/%s failed: %s", case.key, n, _short(e))
+
+
+def _attribute_case(case: Case, runnable: dict[str, _Live], pristine: tuple, opts: RunOptions,
+                    cache: CompileCache) -> list[dict]:
+    """Profile each variant that ran: kernel time per class and ``copy_us``."""
+    records: list[dict] = []
+    s = case.shape
+    for n, lv in runnable.items():
+        if lv.prep is None:
+            continue
+        restore = _restore_fn(lv.prep, pristine, lv.mutated)
+        try:
+            events = attribution.profile_calls(lv.prep.call, restore, opts.device, calls=2)
+            by_class = attribution.attribute(events, cache.provenance.get((n, case.group_key)), calls=2)
+        except Exception as e:  # noqa: BLE001
+            log.warning("attribution %s/%s failed: %s", case.key, n, _short(e))
+            continue
+        lv.row.copy_us = by_class["copy"][0]
+        key = dict(workload=case.workload, variant=n, dtype=case.dtype_name, num_tokens=int(s.num_tokens),
+                   hidden=int(s.hidden), model=str(getattr(s, "model", "") or ""), device=opts.device)
+        records += attribution.attribution_records(key, by_class)
+    return records
 
 
 def _fill_counts(row: Row, prep: Prepared) -> None:

@@ -31,6 +31,9 @@ import pandas as pd
 from harness.store.atomic import atomic_write
 
 RESULT_FILES = ("results.parquet", "results.csv", "env.json", "samples.parquet", "benchmark.json")
+ATTRIBUTION_FILE = "attribution.parquet"
+#: written only by some runs; ``--out`` refuses a directory holding them too
+OPTIONAL_FILES = ("samples_launch.parquet", ATTRIBUTION_FILE)
 #: The row key: one measured configuration, within a run and across runs (gate, trend, merge).
 ROW_KEY = ("workload", "variant", "dtype", "num_tokens", "hidden", "device")
 #: A case: the row key without the variant (all variants of a case are timed together).
@@ -166,6 +169,9 @@ class Row:
     block_count: int = 0
     reps: int = 0
     timer: str = ""
+    # -- where the time goes (kernel attribution) --------------------------------------
+    copy_us: float = math.nan          # time per call in copy kernels (attribution runs only)
+    peak_mem_bytes: int | None = None  # peak device memory of one call (CUDA; None on CPU)
 
     def fail(self, reason: str) -> "Row":
         """Mark failed, keeping the first reason and appending later ones."""
@@ -183,9 +189,13 @@ class Row:
 
 ROW_COLUMNS = [f.name for f in dataclasses.fields(Row)]
 COLUMNS = ROW_COLUMNS[:ROW_COLUMNS.index("max_abs_err")] + ["gbps", "pct_of_peak"] + \
-    ROW_COLUMNS[ROW_COLUMNS.index("max_abs_err"):]
+    ROW_COLUMNS[ROW_COLUMNS.index("max_abs_err"):] + ["saving_realized"]
 _INT_COLUMNS = ["clones_before", "clones_after", "kernels", "bytes_accessed", "bytes_at_tokens",
-                "model_bytes"]
+                "model_bytes", "peak_mem_bytes"]
+#: row columns added with kernel attribution; older files lack them (read back as missing)
+ATTRIBUTION_ROW_COLUMNS = ("copy_us", "peak_mem_bytes", "saving_realized")
+#: variants whose saving against ``lowered`` is the pass's work (``saving_realized``)
+PASS_VARIANTS = ("cleanpass", "vllm", "vllm_real")
 
 
 def gbps(model_bytes: Any, latency_us: Any) -> float:
@@ -212,7 +222,36 @@ def rows_to_frame(rows: Iterable[Row], peak_gbps: float | None) -> pd.DataFrame:
     df = pd.DataFrame.from_records(records, columns=ROW_COLUMNS)
     df["gbps"] = [gbps(b, t) for b, t in zip(df["model_bytes"], df["latency_us_p50"])]
     df["pct_of_peak"] = [pct_of_peak(g, peak_gbps) for g in df["gbps"]]
+    df["saving_realized"] = saving_realized(df, peak_gbps)
     return normalize_frame(df[COLUMNS])
+
+
+def saving_realized(df: pd.DataFrame, peak_gbps: float | None) -> list[float]:
+    """Per row: time the pass saved / the time its removed bytes cost at the measured peak.
+
+    For ``PASS_VARIANTS`` rows against ``lowered`` of the same case: ``(p50(lowered) -
+    p50(row)) / ((bytes_accessed(lowered) - bytes_accessed(row)) / peak)``. 1.0 means the pass
+    saved exactly what moving the removed bytes at copy bandwidth costs; NaN where nothing was
+    removed, a latency or the peak is missing.
+    """
+    case = list(CASE_KEY)
+    lowered = {tuple(r[c] for c in case): r for r in df.to_dict("records") if r["variant"] == "lowered"}
+    out = []
+    for r in df.to_dict("records"):
+        base = lowered.get(tuple(r[c] for c in case)) if r["variant"] in PASS_VARIANTS else None
+        out.append(math.nan if base is None else _realized(base, r, peak_gbps))
+    return out
+
+
+def _realized(base: dict, row: dict, peak_gbps: float | None) -> float:
+    try:
+        removed = float(base["bytes_accessed"]) - float(row["bytes_accessed"])
+        saved_us = float(base["latency_us_p50"]) - float(row["latency_us_p50"])
+    except (TypeError, ValueError):
+        return math.nan
+    if not (removed > 0) or saved_us != saved_us or peak_gbps is None or not (peak_gbps > 0):
+        return math.nan
+    return saved_us / (removed / (peak_gbps * 1e9) * 1e6)
 
 
 def _missing(v: Any) -> bool:
@@ -222,6 +261,9 @@ def _missing(v: Any) -> bool:
 def normalize_frame(df: pd.DataFrame) -> pd.DataFrame:
     """Apply the schema dtypes (nullable ints/bools) so parquet and CSV read back the same."""
     df = df.copy()
+    for c in ATTRIBUTION_ROW_COLUMNS:  # runs written before these columns existed
+        if c not in df.columns:
+            df[c] = math.nan
     for c in _INT_COLUMNS:
         df[c] = pd.array([None if _missing(v) else int(v) for v in df[c]], dtype="Int64")
     df["bitwise_equal"] = pd.array([None if _missing(v) else bool(v) for v in df["bitwise_equal"]],
@@ -265,6 +307,29 @@ def samples_frame(records: Sequence[dict]) -> pd.DataFrame:
     return df
 
 
+# ---- kernel attribution: time per kernel class, one row per (case, variant, class) ---------
+
+KERNEL_CLASSES = ("copy", "ir", "matmul", "attention", "other")
+ATTRIBUTION_COLUMNS = ["workload", "variant", "dtype", "num_tokens", "hidden", "model", "device",
+                       "kernel_class", "us", "kernels"]
+
+
+def attribution_frame(records: Sequence[dict]) -> pd.DataFrame:
+    """The tidy attribution table: ``us`` per call and ``kernels`` (launches, fused ones split)."""
+    df = pd.DataFrame.from_records(list(records), columns=ATTRIBUTION_COLUMNS)
+    for c in ("num_tokens", "hidden"):
+        df[c] = df[c].astype("int64")
+    for c in ("us", "kernels"):
+        df[c] = df[c].astype(float)
+    return df
+
+
+def read_attribution(run_dir: str | os.PathLike) -> pd.DataFrame | None:
+    """A run's attribution table, or None for runs made without ``--attribution``."""
+    path = Path(run_dir) / ATTRIBUTION_FILE
+    return pd.read_parquet(path) if path.exists() else None
+
+
 # ---- run directories and atomic writes -------------------------------------------------
 
 def utc_stamp(now: _dt.datetime | None = None) -> str:
@@ -292,7 +357,7 @@ def claim_out_dir(path: str | os.PathLike) -> Path:
     """Use ``--out``: create it, or accept an existing directory holding none of our files."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    taken = [f for f in RESULT_FILES if (path / f).exists()]
+    taken = [f for f in RESULT_FILES + OPTIONAL_FILES if (path / f).exists()]
     if taken:
         raise FileExistsError(f"{path} already holds run files ({', '.join(taken)}); "
                               "results are never overwritten: pick another --out")
@@ -346,3 +411,4 @@ class RunTables:
     rows: list[Row] = field(default_factory=list)
     samples: list[dict] = field(default_factory=list)
     launch_samples: list[dict] = field(default_factory=list)
+    attribution: list[dict] = field(default_factory=list)

@@ -88,3 +88,26 @@ def test_report_survives_rows_without_latency(tmp_path):
 def test_markdown_table_escapes_pipes():
     text = markdown_table(pd.DataFrame({"a": ["x|y"], "b": [1.5]}))
     assert text.splitlines()[2] == "| x\\|y | 1.5 |"
+
+
+def test_attribution_table_becomes_a_stacked_breakdown(tmp_path):
+    """A run with attribution.parquet gets the per-workload stacked bar; one without does not."""
+    from harness.store import results
+
+    run = synth_run(tmp_path / "run", rows=make_rows(variants=VARIANTS, tokens=(32, 2048), dtypes=("bfloat16",)))
+    records = [dict(workload=w, variant=v, dtype="bfloat16", num_tokens=t, hidden=4096, model="", device="cuda",
+                    kernel_class=c, us=float(len(c) + (5 if v == "lowered" and c == "copy" else 0)), kernels=1.0)
+               for w in ("rms_norm", "donated_chain") for v in ("lowered", "cleanpass") for t in (32, 2048)
+               for c in results.KERNEL_CLASSES]
+    (run / results.ATTRIBUTION_FILE).write_bytes(results.attribution_frame(records).to_parquet(index=False))
+    paths = build_report(load_run(run), tmp_path / "out")
+    assert "kernel_time_breakdown.png" in {p.name for p in paths.figures}
+    text = paths.markdown.read_text()
+    assert "## Where the time goes" in text
+    section = text.split("## Where the time goes", 1)[1]
+    assert "| donated_chain | 2048 | bfloat16 | lowered |" in section  # largest token count only
+    assert "| donated_chain | 32 |" not in section.split("**Copy time")[0]
+    with Image.open(tmp_path / "out" / "figures" / "kernel_time_breakdown.png") as img:
+        assert img.size[0] > 300
+    plain = build_report(load_run(synth_run(tmp_path / "old")), tmp_path / "old_out")
+    assert "kernel_time_breakdown.png" not in {p.name for p in plain.figures}
