@@ -20,7 +20,8 @@ from harness.judge.gate import GateConfig, GateResult, LatencyVerdict, describe_
 from harness.judge.trend import TrendConfig, TrendResult
 from harness.store.atomic import atomic_write
 from harness.store.baseline import RunData
-from harness.store.results import Outcome, VariantInfo, baseline_variant, measured_rows, outcome, read_attribution, variant_infos
+from harness.store.results import (Outcome, VariantInfo, baseline_variant, measured_rows, outcome,
+                                    read_attribution, variant_infos)
 
 log = logging.getLogger(__name__)
 
@@ -257,7 +258,7 @@ def attribution_section(run: RunData, fig_dir: Path, made: list[Path]) -> Sectio
     table = read_attribution(source) if source is not None and source.is_dir() else None
     if table is None or table.empty:
         return None
-    path = _figures().kernel_time_breakdown(table, fig_dir / "kernel_time_breakdown.png")
+    path = _figures().kernel_time_breakdown(table, _infos(run), fig_dir / "kernel_time_breakdown.png")
     if path:
         made.append(path)
     cols = [c for c in ("workload", "variant", "dtype", "num_tokens", "copy_us", "saving_realized",

@@ -271,7 +271,7 @@ def attribution_case_table(attribution: pd.DataFrame) -> pd.DataFrame:
                              values="us", aggfunc="sum", fill_value=0.0).reset_index()
 
 
-def kernel_time_breakdown(attribution: pd.DataFrame, path: Path) -> Path | None:
+def kernel_time_breakdown(attribution: pd.DataFrame, infos: Sequence[VariantInfo], path: Path) -> Path | None:
     """Stacked bars: each variant's time per call split into kernel classes, one panel per
     workload, so a copy segment that shrinks (or a kernel class that dominates) is visible."""
     table = attribution_case_table(attribution)
@@ -285,7 +285,7 @@ def kernel_time_breakdown(attribution: pd.DataFrame, path: Path) -> Path | None:
     axes = fig.subplots(nrows, ncols, squeeze=False)
     for ax, wl in zip(axes.flat, workloads):
         sub = table[table["workload"] == wl].set_index("variant")
-        order = variant_order(sub.reset_index())
+        order = variant_order(sub.reset_index(), infos)
         bottom = np.zeros(len(order))
         for cls in classes:
             vals = sub.loc[order, cls].to_numpy(dtype=float)
