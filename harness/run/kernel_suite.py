@@ -1,12 +1,14 @@
 """``--suite kernels``: every Triton kernel alone, on contiguous, strided and offset views.
 
 Each (IR op, Triton implementation, layout, dtype, tokens, model width) becomes one result row:
-``workload = kernel_<op>``, ``variant = triton_<inplace|out>_<layout>``, ``model_bytes`` from
+``workload = kernel_<op>``, ``variant = triton_<inplace|out>_<layout>`` (``out``: a functional
+kernel, or the out-of-place form of an in-place one writing fresh outputs), ``model_bytes`` from
 the op's byte model below, so ``gbps`` and ``pct_of_peak`` (of the copy bandwidth measured in
 the same run) come out of the usual results table and the gate can guard them.
 
 Correctness first, on every device: outputs against the float64 reference, in-place kernels
-must write their argument's storage, and nothing outside the view may change (each strided or
+must write their argument's storage, out-of-place forms must leave their inputs untouched and
+write every element of their NaN-poisoned outputs, and nothing outside the view may change (each strided or
 offset view sits inside a larger buffer whose padding is checked). On CUDA the kernel is then
 timed alone (CUDA events, L2 flushed, inputs restored outside the timed region). On CPU the
 kernels run in the Triton interpreter, which needs ``TRITON_INTERPRET=1`` before ``triton`` is
@@ -161,8 +163,50 @@ def _restore(placed: Placed, pristine: tuple) -> Callable[[], None]:
 
 
 def triton_impls(op: Any) -> list[Any]:
-    """The op's Triton implementations (in place and out of place, whichever are registered)."""
+    """The op's registered Triton implementations (in place or functional)."""
     return [i for i in op.impls if i.provider == "triton"]
+
+
+@dataclass(frozen=True)
+class OutOfPlaceCall:
+    """An in-place kernel's out-of-place form, called like a functional kernel.
+
+    Its outputs are allocated once per placed argument set and poisoned with NaN, so an
+    element the kernel leaves unwritten fails the check; timing reuses them, so no allocation
+    is timed.
+    """
+
+    impl: Any
+    outs: tuple
+
+    provider = "triton"
+    inplace = False
+
+    @classmethod
+    def fresh(cls, impl: Any, args: tuple) -> "OutOfPlaceCall":
+        outs = tuple(torch.full(args[p].shape, float("nan"), dtype=args[p].dtype, device=args[p].device)
+                     for p in impl.writes)
+        return cls(impl, outs)
+
+    def kernel(self, *args: Any) -> tuple:
+        self.impl.out_of_place(*args, *self.outs)
+        return tuple(self.outs[self.impl.writes.index(p)] for p in self.impl.outputs)
+
+
+def kernel_forms(op: Any) -> list[tuple[str, Any]]:
+    """(form, impl) for every Triton kernel of ``op``: ``inplace`` and its out-of-place form
+    ``out`` for in-place kernels, ``out`` for functional ones."""
+    forms = []
+    for impl in triton_impls(op):
+        forms.append(("inplace" if impl.inplace else "out", impl))
+        if impl.inplace and impl.out_of_place is not None:
+            forms.append(("out", impl))
+    return forms
+
+
+def _callable_form(form: str, impl: Any, args: tuple) -> Any:
+    """What ``run_impl`` calls for this form on these (placed) arguments."""
+    return OutOfPlaceCall.fresh(impl, args) if form == "out" and impl.inplace else impl
 
 
 def grid_rows(device: str, grid: Grid, device_name: str = "") -> tuple[list[Row], list[dict]]:
@@ -175,8 +219,7 @@ def grid_rows(device: str, grid: Grid, device_name: str = "") -> tuple[list[Row]
     rows, samples = [], []
     for op_name in sorted(OPS):
         op = OPS[op_name]
-        for impl in triton_impls(op):
-            form = "inplace" if impl.inplace else "out"
+        for form, impl in kernel_forms(op):
             for model in grid.models:
                 hidden = dims.dims(model).hidden
                 for dtype in grid.dtypes:
@@ -195,7 +238,8 @@ def grid_rows(device: str, grid: Grid, device_name: str = "") -> tuple[list[Row]
                             row.model_bytes = kernel_bytes(op_name, placed.args)
                             row.kernels = 1
                             try:
-                                problems, err = check_call(op_name, impl, placed)
+                                problems, err = check_call(op_name, _callable_form(form, impl, placed.args),
+                                                           placed)
                             except Exception as e:  # noqa: BLE001
                                 row.fail(f"run: {type(e).__name__}: {str(e)[:300]}")
                                 continue
@@ -207,8 +251,9 @@ def grid_rows(device: str, grid: Grid, device_name: str = "") -> tuple[list[Row]
                                 row.timer = NOT_TIMED
                                 continue
                             placed = place(base, op.activations, layout)
+                            call = _callable_form(form, impl, placed.args)
                             pristine = tuple(a.clone() if isinstance(a, torch.Tensor) else a for a in placed.args)
-                            vals = time_call_us(lambda: run_impl(impl, op_name, placed.args),
+                            vals = time_call_us(lambda: run_impl(call, op_name, placed.args),
                                                 _restore(placed, pristine))
                             q = timing.quantiles(vals)
                             row.latency_us_p20, row.latency_us_p50, row.latency_us_p80 = q.p20, q.p50, q.p80

@@ -73,6 +73,31 @@ def test_an_in_place_kernel_that_writes_elsewhere_is_caught():
     assert any("max_abs_err" in p for p in problems)  # the argument still holds the input
 
 
+def test_every_in_place_kernel_is_also_measured_out_of_place():
+    for name, op in OPS.items():
+        forms = kernel_suite.kernel_forms(op)
+        for impl in kernel_suite.triton_impls(op):
+            if impl.inplace and impl.out_of_place is not None:
+                assert ("inplace", impl) in forms and ("out", impl) in forms, name
+
+
+def test_an_out_of_place_form_leaving_elements_unwritten_is_caught():
+    """Outputs start as NaN: a form that skips the last row fails; the real one passes."""
+    good = _torch_rms_norm()
+
+    def skips_last_row(x, weight, eps, x_out):  # noqa: ANN001
+        good.out_of_place(x[:-1], weight, eps, x_out[:-1])
+
+    lazy = SimpleNamespace(**{**{f: getattr(good, f) for f in ("writes", "outputs", "supports")},
+                              "out_of_place": skips_last_row})
+    placed = kernel_suite.place(sample_args("rms_norm", 3, 256, torch.float32), OPS["rms_norm"].activations,
+                                "strided")
+    problems, _ = kernel_suite.check_call("rms_norm", kernel_suite.OutOfPlaceCall.fresh(lazy, placed.args), placed)
+    assert any("max_abs_err" in p for p in problems)
+    fine, err = kernel_suite.check_call("rms_norm", kernel_suite.OutOfPlaceCall.fresh(good, placed.args), placed)
+    assert fine == [] and err < 1e-4
+
+
 @pytest.mark.slow
 def test_cpu_kernel_suite_checks_every_triton_kernel_untimed(tmp_path):
     run = api.run(suite="kernels", device="cpu", out=tmp_path / "k")
@@ -80,6 +105,10 @@ def test_cpu_kernel_suite_checks_every_triton_kernel_untimed(tmp_path):
     triton_ops = {n for n, op in OPS.items() if kernel_suite.triton_impls(op)}
     assert {w.removeprefix("kernel_") for w in df["workload"]} == triton_ops
     assert {v.rsplit("_", 1)[1] for v in df["variant"]} == set(kernel_suite.LAYOUTS)
+    in_place_ops = {n for n, op in OPS.items() if any(i.inplace for i in kernel_suite.triton_impls(op))}
+    for name in in_place_ops:  # both forms of every in-place kernel
+        forms = {v.split("_")[1] for v in df.loc[df["workload"] == f"kernel_{name}", "variant"]}
+        assert forms == {"inplace", "out"}, name
     assert (df["status"] == results.Status.OK.value).all(), df.loc[~df["ok"], "error"].tolist()
     assert (df["timer"] == kernel_suite.NOT_TIMED).all()
     assert df["latency_us_p50"].isna().all() and df["pct_of_peak"].isna().all()
