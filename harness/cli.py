@@ -18,7 +18,10 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+import pandas as pd
+
 from harness.judge import gate as gatemod
+from harness.judge import ratios as ratiomod
 from harness.judge import trend as trendmod
 from harness.judge.stats import DEFAULT_BOOTSTRAP, DEFAULT_CONFIDENCE
 from harness.report import document, summary
@@ -113,6 +116,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("harness run: interrupted before any case finished", file=sys.stderr)
         return EXIT_INTERRUPTED
     df = result.results
+    ratios = _store_ratios(result.run_dir)
     if result.env.get("interrupted"):
         print("harness run: INTERRUPTED; the run directory holds the cases that finished", file=sys.stderr)
     print()
@@ -122,6 +126,9 @@ def cmd_run(args: argparse.Namespace) -> int:
           f"{len(df)} rows in {result.seconds:.0f}s")
     infos = results.variant_infos(result.env, df)
     print(summary.format_summary(summary.summarize(df, infos)))
+    if ratios is not None:
+        print(f"\nin-run ratios (median of paired blocks, 95% CI), {ratios.name}:")
+        _say(_run_ratio_lines(pd.read_parquet(ratios)))
     failed = df[~df["ok"]]
     if len(failed):
         print(f"\n{len(failed)} failed rows:")
@@ -154,6 +161,7 @@ def cmd_merge(args: argparse.Namespace) -> int:
         print(f"harness merge: {e}", file=sys.stderr)
         return EXIT_USAGE
     df = results.read_run(out)[0]
+    _store_ratios(out)
     print(f"merged {len(args.dirs)} runs, {len(df)} rows -> {out}")
     return EXIT_OK
 
@@ -199,33 +207,103 @@ def cmd_gate(args: argparse.Namespace) -> int:
     except InputError as exc:
         print(f"ERROR unusable input: {exc}")
         return gatemod.EXIT_UNUSABLE
+    print(f"baseline {args.baseline}: {baseline.describe_provenance(base.extra)}")
+    _say(_ratio_lines(result.ratios))
     _say(f.line() for f in result.findings
          if not (args.quiet_notes and f.level is gatemod.Level.NOTE))
     print(result.summary())
     return result.exit_code
 
 
+def _ratio_lines(table) -> list[str]:
+    """One line per in-run ratio the gate judged (only when latency is gated)."""
+    if table is None or table.empty:
+        return []
+    return [f"ratio {r.numerator}/{r.denominator} {r.workload} {r.dtype} T={r.num_tokens} "
+            f"H={r.hidden}: x{r.ratio:.3f} [{r.ratio_low:.3f}, {r.ratio_high:.3f}] "
+            f"ref {r.reference:.3f}: {r.verdict}" for r in table.itertuples()]
+
+
+def _run_ratio_lines(table) -> list[str]:
+    return [f"  {r.numerator}/{r.denominator} {r.workload} {r.dtype} T={r.num_tokens} H={r.hidden}: "
+            f"x{r.ratio:.3f} [{r.ratio_low:.3f}, {r.ratio_high:.3f}]" for r in table.itertuples()]
+
+
+def _store_ratios(run_dir: Path) -> Path | None:
+    """Write ``ratios.parquet`` (the in-run ratio table) into a finished run directory."""
+    run = baseline.load_run(run_dir)
+    table = ratiomod.ratio_table(run.samples)
+    if table.empty:
+        return None
+    return results.write_table(Path(run_dir), "ratios.parquet", table)
+
+
 # ---- baseline ----------------------------------------------------------------------------
 
 def add_baseline(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "baseline", help="write a baseline file (rows + raw samples + env) from a run directory"
-    )
-    p.add_argument("--run", required=True, type=Path, help="run directory to freeze")
-    p.add_argument("--out", required=True, type=Path, help="baseline parquet to write")
-    p.add_argument("--force", action="store_true", help="replace an existing baseline file")
+        "baseline", help="write a baseline file (rows + raw samples + env + provenance) from a run")
+    p.add_argument("--run", type=Path, help="run directory to freeze (with --refresh and no --run: "
+                   "run --suite on --device now, into a temporary folder)")
+    p.add_argument("--out", type=Path, default=Path("results/baselines/cpu.parquet"),
+                   help="baseline parquet to write (default results/baselines/cpu.parquet)")
+    p.add_argument("--refresh", action="store_true",
+                   help="replace an existing baseline on purpose (needs --reason)")
+    p.add_argument("--force", action="store_true", help="same as --refresh")
+    p.add_argument("--reason", default="", help="why the baseline changes (recorded in it; "
+                   "required to replace one)")
+    p.add_argument("--ratchet", action="store_true",
+                   help="keep the better of the old and new cleanpass ratios as the held value")
+    p.add_argument("--suite", default="smoke", choices=("smoke", "default", "nightly"))
+    p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
     p.set_defaults(func=cmd_baseline)
 
 
+def ratchet_holds(old: baseline.RunData | None, new: baseline.RunData) -> list[dict]:
+    """The ratchet: per ratio line the lower of the new upper bound and the old reference."""
+    new_ratios = ratiomod.ratio_table(new.samples)
+    old_ref = {}
+    if old is not None:
+        old_ref = gatemod.ratio_reference(ratiomod.ratio_table(old.samples), gatemod._held(old))
+    holds = []
+    for rec in new_ratios.to_dict("records"):
+        key = ratiomod.ratio_key(rec)
+        hold = min(float(rec["ratio_high"]), old_ref.get(key, float("inf")))
+        holds.append({**{c: rec[c] for c in ratiomod.CASE}, "denominator": rec["denominator"],
+                      "hold": hold})
+    return holds
+
+
 def cmd_baseline(args: argparse.Namespace) -> int:
+    replace = args.refresh or args.force
+    if replace and not args.reason.strip():
+        print("ERROR replacing a baseline needs --reason \"...\" (it is recorded in the file)")
+        return EXIT_USAGE
+    if args.run is None and not args.refresh:
+        print("ERROR --run DIR is required (or --refresh to measure now)")
+        return EXIT_USAGE
     try:
-        run = baseline.load_run(args.run)
-        out = baseline.write_baseline(run, args.out, force=args.force)
-    except (InputError, FileExistsError) as exc:
+        old = baseline.load_baseline(args.out) if args.ratchet and args.out.exists() else None
+        run_dir = args.run
+        if run_dir is None:
+            import tempfile
+
+            run_dir = Path(tempfile.mkdtemp(prefix="cleanpass-baseline-"))
+            print(f"measuring the {args.suite} suite on {args.device} into {run_dir}")
+            api.run(suite=args.suite, device=args.device, out=run_dir)
+            _store_ratios(run_dir)
+        run = baseline.load_run(run_dir)
+        holds = ratchet_holds(old, run) if args.ratchet else None
+        out = baseline.write_baseline(run, args.out, force=replace, reason=args.reason.strip(),
+                                      commit=envmod.git_commit()[0], ratio_hold=holds)
+    except (InputError, FileExistsError, ValueError, RuntimeError) as exc:
         print(f"ERROR {exc}")
         return EXIT_USAGE
     print(f"baseline {out}: {len(run.rows)} rows, {len(run.samples)} block samples, "
           f"device {run.device} ({run.device_name})")
+    print(f"  {baseline.describe_provenance(baseline.load_baseline(out).extra)}")
+    if holds is not None:
+        print(f"  ratchet: {len(holds)} ratios held")
     return EXIT_OK
 
 
@@ -280,6 +358,7 @@ def _nightly_run(args: argparse.Namespace) -> Path:
         out = results.new_run_dir(args.history, envmod.git_commit()[0])
     result = api.run(suite=args.suite, device=args.device, workloads=_split(args.workloads),
                      shard=args.shard, out=out)
+    _store_ratios(Path(result.run_dir))
     return Path(result.run_dir)
 
 

@@ -25,6 +25,17 @@ Rules, numbered as in the README and the tests:
    *and* the median grew by more than ``floor_us``; WARN when only the point estimate is.
    With ``--confirm-run`` (a rerun of the same code), a latency REGRESSION stands only when
    the rerun regresses on the same row too ("and a rerun agrees": one noisy run never fails alone).
+5. **Ratio gate** (where latency is gated): the in-run ratios ``cleanpass/lowered``,
+   ``cleanpass/ideal`` and ``cleanpass/native`` (``ratios.ratio_table``: paired bootstrap of one
+   run's interleaved blocks) against the baseline's. The reference is the baseline ratio's
+   upper bound, or the ratchet's held value when lower (``baseline --refresh --ratchet``).
+   REGRESSION when the run's lower bound is above ``reference * (1 + threshold)`` and the
+   extra time, at the run's denominator median, exceeds ``floor_us``; WARN when only the point
+   is. A ratio whose upper bound falls below ``reference / (1 + threshold)`` is a NOTE: a gain
+   landed, refresh with ``--ratchet`` to hold it.
+6. **Versions.** When torch, Triton, the driver or CUDA differ between the baseline and the
+   run, timings are not comparable: every latency and ratio REGRESSION/WARN becomes a NOTE
+   that says so, and one NOTE names the change (refresh the baseline). Contracts still gate.
 
 Exit code: 1 if any REGRESSION, else 0 (WARN and NOTE do not fail).
 """
@@ -38,6 +49,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from harness.judge import ratios as ratiomod
 from harness.judge.stats import DEFAULT_BOOTSTRAP, DEFAULT_CONFIDENCE, TooFewSamples, ratio_ci
 from harness.store.baseline import InputError, RunData
 from harness.store.results import ROW_KEY, Status
@@ -59,6 +71,10 @@ FLAG_RULES = {
 }
 #: Flags that are a contract only on rows that carry a promise (rule 3); elsewhere observations.
 PROMISED_FLAGS = {"bitwise_equal": "bitwise_partner"}
+#: env keys whose change makes timings incomparable (rule 6).
+VERSION_KEYS = ("torch", "triton", "driver", "cuda")
+#: metrics judged on timings: rule 6 turns their findings into notes.
+TIMED_PREFIXES = ("latency_us_p50", "ratio ")
 DTYPE_SHORT = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32", "float64": "fp64"}
 
 
@@ -129,6 +145,7 @@ class GateResult:
     rows_compared: int = 0
     latency: list[LatencyComparison] = field(default_factory=list)
     latency_gated: bool = False
+    ratios: pd.DataFrame | None = None  # the run's ratio lines joined with the baseline's
 
     @property
     def exit_code(self) -> int:
@@ -295,6 +312,83 @@ def latency_finding(
     return Finding(level, key, "latency_us_p50", round(b50, 3), round(r50, 3), detail), comp
 
 
+def version_changes(baseline: RunData, run: RunData) -> list[str]:
+    """Rule 6: ``torch 2.12.0 -> 2.13.0`` for every version key that differs."""
+    out = []
+    for k in VERSION_KEYS:
+        b, r = baseline.env.get(k), run.env.get(k)
+        if (b or None) != (r or None):
+            out.append(f"{k} {b or 'none'} -> {r or 'none'}")
+    return out
+
+
+def _held(baseline: RunData) -> dict[tuple, float]:
+    """The ratchet's held ratios stored in a baseline (empty when it has none)."""
+    held = {}
+    for rec in baseline.extra.get("ratio_hold", []) or []:
+        try:
+            held[ratiomod.ratio_key(rec)] = float(rec["hold"])
+        except (KeyError, TypeError, ValueError):
+            log.warning("ignoring a malformed ratio_hold entry: %r", rec)
+    return held
+
+
+def ratio_reference(base_ratios: pd.DataFrame, held: dict[tuple, float]) -> dict[tuple, float]:
+    """Per ratio line, the value a run is held to: the baseline's upper bound or the held one."""
+    ref = {}
+    for rec in base_ratios.to_dict("records"):
+        key = ratiomod.ratio_key(rec)
+        ref[key] = min(float(rec["ratio_high"]), held.get(key, float("inf")))
+    return ref
+
+
+def ratio_findings(baseline: RunData, run: RunData, config: GateConfig) -> tuple[list[Finding], pd.DataFrame]:
+    """Rule 5: the run's in-run ratios against the baseline's (and the ratchet's held values)."""
+    kw = dict(n_boot=config.n_boot, confidence=config.confidence, seed=config.seed,
+              min_blocks=config.min_blocks)
+    base = ratiomod.ratio_table(baseline.samples, **kw)
+    cur = ratiomod.ratio_table(run.samples, **kw)
+    reference = ratio_reference(base, _held(baseline))
+    by_key = {ratiomod.ratio_key(r): r for r in cur.to_dict("records")}
+    limit_f = 1.0 + config.threshold
+    pct = int(round(config.confidence * 100))
+    findings, lines = [], []
+    for key, ref in reference.items():
+        row_key = tuple(dict(zip(ratiomod.CASE + ("variant",), key[:5] + (ratiomod.NUMERATOR,)))[c]
+                        for c in ROW_KEY)
+        metric = f"ratio {ratiomod.NUMERATOR}/{key[-1]}"
+        rec = by_key.get(key)
+        if rec is None:
+            findings.append(Finding(Level.NOTE, row_key, metric, reason="not measured in the run"))
+            continue
+        limit = ref * limit_f
+        extra_us = (rec["ratio"] - ref) * rec["denominator_p50_us"]
+        detail = (f"{pct}% CI [{rec['ratio_low']:.3f}, {rec['ratio_high']:.3f}], "
+                  f"limit {limit:.3f} (reference {ref:.3f})")
+        verdict = "pass"
+        if rec["ratio_low"] > limit and extra_us > config.floor_us:
+            verdict, level = "regression", Level.REGRESSION
+            detail += f", +{extra_us:.2f} us > floor {config.floor_us:g} us"
+        elif rec["ratio"] > limit and extra_us > config.floor_us:
+            verdict, level = "warn", Level.WARN
+            detail += "; only the point estimate is above: rerun to confirm"
+        elif rec["ratio_high"] < ref / limit_f:
+            verdict, level = "gain", Level.NOTE
+            detail += "; a gain landed: refresh the baseline with --ratchet to hold it"
+        if verdict != "pass":
+            findings.append(Finding(level, row_key, metric, round(ref, 4), round(rec["ratio"], 4), detail))
+        lines.append({**rec, "reference": ref, "verdict": verdict})
+    return findings, pd.DataFrame.from_records(lines)
+
+
+def _as_note(f: Finding, changes: list[str]) -> Finding:
+    """Rule 6: a timing finding across a version change is a note, never a silent pass."""
+    if f.level is Level.NOTE or not f.metric.startswith(TIMED_PREFIXES):
+        return f
+    return Finding(Level.NOTE, f.key, f.metric, f.before, f.after,
+                   f"{f.reason}; not comparable across {', '.join(changes)}")
+
+
 def gate(baseline: RunData, run: RunData, config: GateConfig | None = None) -> GateResult:
     """Compare ``run`` against ``baseline`` (rules 1-4 above); pure, raises InputError."""
     config = config or GateConfig()
@@ -335,6 +429,15 @@ def gate(baseline: RunData, run: RunData, config: GateConfig | None = None) -> G
                 result.findings.append(finding)
             if comp is not None:
                 result.latency.append(comp)
+    if do_latency:
+        found, result.ratios = ratio_findings(baseline, run, config)
+        result.findings.extend(found)
+    changes = version_changes(baseline, run)
+    if changes:
+        result.findings = [_as_note(f, changes) for f in result.findings]
+        result.findings.append(Finding(
+            Level.NOTE, None, f"versions changed ({', '.join(changes)})",
+            reason="latency and ratio findings are notes; refresh the baseline on this stack"))
     for key, cur in run_rows.items():
         if key not in base_rows and not is_skipped(cur):
             result.findings.append(
@@ -350,11 +453,13 @@ def confirm(first: GateResult, rerun: GateResult) -> GateResult:
     """"And a rerun agrees": keep a latency REGRESSION of ``first`` only when
     the same row also regresses in ``rerun`` (a second run of the same code); otherwise it
     becomes a WARN. Exact findings are deterministic and kept as they are."""
-    again = {f.key for f in rerun.findings if f.level is Level.REGRESSION and f.metric == "latency_us_p50"}
+    again = {(f.key, f.metric) for f in rerun.findings
+             if f.level is Level.REGRESSION and f.metric.startswith(TIMED_PREFIXES)}
     out = GateResult(rows_compared=first.rows_compared, latency=first.latency,
-                     latency_gated=first.latency_gated)
+                     latency_gated=first.latency_gated, ratios=first.ratios)
     for f in first.findings:
-        if f.level is Level.REGRESSION and f.metric == "latency_us_p50" and f.key not in again:
+        if (f.level is Level.REGRESSION and f.metric.startswith(TIMED_PREFIXES)
+                and (f.key, f.metric) not in again):
             f = Finding(Level.WARN, f.key, f.metric, f.before, f.after,
                         f"{f.reason}; the rerun did not confirm it")
         out.findings.append(f)

@@ -4,12 +4,17 @@ A baseline is **one parquet file**: the result rows of a run, each carrying its 
 latency block samples in two list columns (``sample_block``: list<int64>, ``sample_us``:
 list<double>; empty when the run had none for that row). The run's ``env.json`` is stored
 in the parquet schema metadata under the key ``cleanpass.baseline`` as JSON
-(``{"format": 1, "env": {...}, "source_run": ..., "created_utc": ...}``), so the gate can
-refuse a baseline from another device model without any sidecar file. One file means a
-baseline cannot lose its samples on the way to review.
+(``{"format": 2, "env": {...}, "source_run": ..., "created_utc": ..., "provenance": {...},
+"ratio_hold": [...]}``), so the gate can refuse a baseline from another device model without
+any sidecar file. One file means a baseline cannot lose its samples on the way to review.
 
-Baselines are refreshed on purpose (``python -m harness baseline``), never by CI; writing
-refuses to replace an existing file unless asked to (``--force``).
+Format 2 adds ``provenance`` (why the baseline was refreshed, from which commit, on which
+torch/Triton/driver/CUDA) and ``ratio_hold`` (the ratchet: per case and denominator the best
+``cleanpass`` ratio landed so far). Format 1 files (no provenance) still load; their
+provenance reads as unknown.
+
+Baselines are refreshed on purpose (``python -m harness baseline --refresh --reason ...``),
+never by CI; writing refuses to replace an existing file unless asked to.
 """
 
 from __future__ import annotations
@@ -30,7 +35,10 @@ from harness.store.results import ROW_KEY, with_status
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1
+FORMAT = 2
+READABLE_FORMATS = (1, 2)
+#: env keys recorded as the baseline's software stack (a change invalidates timings).
+STACK_KEYS = ("torch", "triton", "driver", "cuda")
 META_KEY = b"cleanpass.baseline"
 
 #: Columns the gate and the report cannot work without (docs/results-schema.md).
@@ -151,7 +159,33 @@ def load_run(run_dir: Path | str) -> RunData:
     return RunData(_normalise_rows(rows), samples, env, str(run_dir), has_samples)
 
 
-def baseline_table(run: RunData) -> pa.Table:
+def provenance(run: RunData, reason: str, commit: str | None = None) -> dict:
+    """Why and from what a baseline was written: reason, commit, the software stack."""
+    return {
+        "reason": reason,
+        "commit": commit or str(run.env.get("commit") or ""),
+        "dirty": run.env.get("dirty"),
+        "versions": {k: run.env.get(k) for k in STACK_KEYS},
+    }
+
+
+def describe_provenance(meta: dict) -> str:
+    """One line for the gate: ``refreshed <utc> at <commit>: <reason> (torch .., ...)``."""
+    prov = meta.get("provenance")
+    created = meta.get("created_utc", "?")
+    if not prov:
+        env = meta.get("env", {})
+        stack = ", ".join(f"{k} {env.get(k) or 'none'}" for k in STACK_KEYS)
+        return (f"written {created} (format {meta.get('format')}): no reason or commit recorded "
+                f"({stack})")
+    versions = prov.get("versions", {})
+    stack = ", ".join(f"{k} {versions.get(k) or 'none'}" for k in STACK_KEYS)
+    dirty = " (dirty)" if prov.get("dirty") else ""
+    return f"refreshed {created} at {prov.get('commit') or '?'}{dirty}: {prov.get('reason')} ({stack})"
+
+
+def baseline_table(run: RunData, prov: dict | None = None,
+                   ratio_hold: list[dict] | None = None) -> pa.Table:
     """The baseline as an Arrow table: rows + per-row sample lists + env in the metadata."""
     rows = run.rows.reset_index(drop=True)
     blocks: list[list[int]] = []
@@ -176,19 +210,27 @@ def baseline_table(run: RunData) -> pa.Table:
             "source_run": run.source,
             "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "has_samples": run.has_samples,
+            "provenance": prov,
+            "ratio_hold": ratio_hold or [],
         },
         sort_keys=True,
     ).encode()
     return table.replace_schema_metadata(meta)
 
 
-def write_baseline(run: RunData, out: Path | str, *, force: bool = False) -> Path:
-    """Write ``run`` as a baseline file (atomically); refuse to overwrite unless ``force``."""
+def write_baseline(run: RunData, out: Path | str, *, force: bool = False, reason: str = "",
+                   commit: str | None = None, ratio_hold: list[dict] | None = None) -> Path:
+    """Write ``run`` as a baseline file (atomically); refuse to overwrite unless ``force``.
+
+    ``reason`` (and ``commit``) go into the provenance; ``ratio_hold`` is the ratchet's list
+    of held ratios (dicts with the ratio line's case columns, ``denominator`` and ``hold``)."""
     out = Path(out)
     if out.exists() and not force:
-        raise FileExistsError(f"{out} exists; baselines are refreshed on purpose: pass --force")
+        raise FileExistsError(f"{out} exists; baselines are refreshed on purpose: "
+                              "pass --refresh --reason")
     sink = pa.BufferOutputStream()
-    pq.write_table(baseline_table(run), sink, compression="zstd")
+    table = baseline_table(run, provenance(run, reason, commit), ratio_hold)
+    pq.write_table(table, sink, compression="zstd")
     atomic_write(out, sink.getvalue().to_pybytes(), replace=True)
     log.info("wrote baseline %s (%d rows, %d samples)", out, len(run.rows), len(run.samples))
     return out
@@ -207,8 +249,8 @@ def load_baseline(path: Path | str) -> RunData:
     if raw is None:
         raise InputError(f"{path} is not a cleanpass baseline (no {META_KEY.decode()} metadata)")
     meta = json.loads(raw)
-    if meta.get("format") != FORMAT:
-        raise InputError(f"{path}: baseline format {meta.get('format')} != {FORMAT}")
+    if meta.get("format") not in READABLE_FORMATS:
+        raise InputError(f"{path}: baseline format {meta.get('format')} not in {READABLE_FORMATS}")
     for col in ("sample_block", "sample_us"):
         if col not in table.column_names:
             raise InputError(f"{path}: missing column {col}")

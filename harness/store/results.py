@@ -34,6 +34,8 @@ RESULT_FILES = ("results.parquet", "results.csv", "env.json", "samples.parquet",
 ATTRIBUTION_FILE = "attribution.parquet"
 #: written only by some runs; ``--out`` refuses a directory holding them too
 OPTIONAL_FILES = ("samples_launch.parquet", ATTRIBUTION_FILE)
+#: Tables derived from a finished run and added to its directory (``write_table``).
+DERIVED_FILES = ("ratios.parquet",)
 #: The row key: one measured configuration, within a run and across runs (gate, trend, merge).
 ROW_KEY = ("workload", "variant", "dtype", "num_tokens", "hidden", "device")
 #: A case: the row key without the variant (all variants of a case are timed together).
@@ -357,7 +359,7 @@ def claim_out_dir(path: str | os.PathLike) -> Path:
     """Use ``--out``: create it, or accept an existing directory holding none of our files."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    taken = [f for f in RESULT_FILES + OPTIONAL_FILES if (path / f).exists()]
+    taken = [f for f in RESULT_FILES + OPTIONAL_FILES + DERIVED_FILES if (path / f).exists()]
     if taken:
         raise FileExistsError(f"{path} already holds run files ({', '.join(taken)}); "
                               "results are never overwritten: pick another --out")
@@ -393,6 +395,13 @@ def write_run(run_dir: Path, results: pd.DataFrame, samples: pd.DataFrame, env: 
         atomic_write(run_dir / name, data)
         written.append(run_dir / name)
     return written
+
+
+def write_table(run_dir: Path, name: str, df: pd.DataFrame) -> Path:
+    """Add one derived table (e.g. ``ratios.parquet``) to a finished run; never overwrites."""
+    path = Path(run_dir) / name
+    atomic_write(path, _parquet_bytes(df))
+    return path
 
 
 def read_run(run_dir: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame, dict]:

@@ -40,17 +40,19 @@ def test_file_layout_is_rows_with_sample_lists_and_env_metadata(tmp_path):
     assert table.schema.field("sample_us").type.value_type == pa.float64()
     assert table.schema.field("sample_block").type.value_type == pa.int64()
     meta = json.loads(table.schema.metadata[META_KEY])
-    assert meta["format"] == 1 and meta["env"]["device"] == "cuda"
+    assert meta["format"] == 2 and meta["env"]["device"] == "cuda"
     assert table.num_rows == 12 and all(len(v) == 40 for v in table.column("sample_us").to_pylist())
 
 
-def test_refuses_to_overwrite_without_force(tmp_path):
+def test_refuses_to_overwrite_without_refresh_and_reason(tmp_path):
     run = synth_run(tmp_path / "r")
     out = tmp_path / "b.parquet"
     assert _cli("--run", str(run), "--out", str(out))[0] == 0
     code, lines = _cli("--run", str(run), "--out", str(out))
-    assert code == 2 and "--force" in lines[0]
-    assert _cli("--run", str(run), "--out", str(out), "--force")[0] == 0
+    assert code == 2 and "--refresh --reason" in lines[0]
+    code, lines = _cli("--run", str(run), "--out", str(out), "--refresh")
+    assert code == 2 and "needs --reason" in lines[0]
+    assert _cli("--run", str(run), "--out", str(out), "--force", "--reason", "r")[0] == 0
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp left
 
 
