@@ -14,7 +14,8 @@ noisy; its recent median is not):
    is 1. One noisy night never pages anyone; a real regression pages on the second night.
 
 History layout: ``DIR/<run dir>/`` each with ``env.json`` and ``results.parquet`` (what
-``harness run`` and ``harness merge`` write). ``python -m harness nightly`` (``harness.cli``)
+``harness run`` and ``harness merge`` write), read in one call into one DataFrame
+(``harness.store.history.load_runs``); the trend judges that frame. ``python -m harness nightly`` (``harness.cli``)
 composes the job: run the suite into ``DIR``, judge it here, write ``trend.csv`` and the report.
 """
 
@@ -27,7 +28,8 @@ from pathlib import Path
 import pandas as pd
 
 from harness.judge.gate import Finding, GateConfig, Level
-from harness.store.baseline import InputError, RunData, load_run
+from harness.store.baseline import RunData
+from harness.store.history import load_runs
 from harness.store.results import ROW_KEY, measured_rows
 
 log = logging.getLogger(__name__)
@@ -61,39 +63,39 @@ def _utc(run: RunData) -> pd.Timestamp:
     return ts if not pd.isna(ts) else pd.Timestamp.min.tz_localize("UTC")
 
 
-def discover_history(history: Path | str, like: RunData) -> list[RunData]:
-    """Complete, unsharded runs in ``history`` of the same device model and suite as ``like``,
-    oldest first; ``like`` itself is left out."""
-    history = Path(history)
-    found: list[RunData] = []
-    if not history.is_dir():
-        return found
-    this = Path(like.source).resolve() if like.source else None
-    for sub in sorted(p for p in history.iterdir() if p.is_dir()):
-        if this is not None and sub.resolve() == this:
-            continue
-        if not (sub / "env.json").is_file() or not (sub / "results.parquet").is_file():
-            continue
-        try:
-            run = load_run(sub)
-        except InputError as exc:
-            log.warning("history: skipping %s: %s", sub, exc)
-            continue
-        if run.env.get("shard"):
-            continue  # a partial run: merge shards first
-        if (run.device, run.device_name, run.env.get("suite")) != (
-            like.device, like.device_name, like.env.get("suite")
-        ):
-            continue
-        found.append(run)
-    return sorted(found, key=_utc)
+def discover_history(history: Path | str, like: RunData) -> pd.DataFrame:
+    """The rows of every complete, unsharded run in ``history`` (``history.load_runs``) of the
+    same device model and suite as ``like``, oldest run first; ``like`` itself is left out."""
+    frame = load_runs(history)
+    if frame.empty:
+        return frame
+    this = str(Path(like.source).resolve()) if like.source else None
+    keep = pd.Series(True, index=frame.index)
+    if this is not None:
+        keep &= frame["run_dir"].map(lambda d: str(Path(d).resolve())) != this
+    if "env_shard" in frame:
+        keep &= frame["env_shard"].isna() | (frame["env_shard"].astype(str).isin(["", "None"]))
+    for col, want in (("env_device", like.device), ("env_device_name", like.device_name),
+                      ("env_suite", like.env.get("suite"))):
+        values = frame[col] if col in frame else pd.Series(None, index=frame.index)
+        keep &= values.fillna("").astype(str) == str(want or "")
+    return frame[keep].reset_index(drop=True)
 
 
-def _long(run: RunData) -> pd.DataFrame:
-    """Key columns + the judged metrics of the usable rows of one run."""
-    rows = measured_rows(run.rows)
+def _run_order(history: pd.DataFrame) -> list[str]:
+    """The history's run ids, oldest first."""
+    if history.empty:
+        return []
+    first = history.drop_duplicates("run_id")
+    utc = first["run_utc"].fillna(pd.Timestamp.min.tz_localize("UTC"))
+    return list(first.assign(_utc=utc).sort_values(["_utc", "run_id"], kind="stable")["run_id"])
+
+
+def _long(rows: pd.DataFrame) -> pd.DataFrame:
+    """Key columns + the judged metrics of the usable rows of one or many runs."""
+    rows = measured_rows(rows)
     cols = [c for c in GROW_METRICS + FLAG_METRICS + (LATENCY,) if c in rows.columns]
-    out = rows[list(ROW_KEY) + cols].copy()
+    out = rows[list(ROW_KEY) + cols + (["run_id"] if "run_id" in rows else [])].copy()
     for c in GROW_METRICS + (LATENCY,):
         if c in out:
             out[c] = pd.to_numeric(out[c], errors="coerce").astype("float64")
@@ -102,22 +104,24 @@ def _long(run: RunData) -> pd.DataFrame:
             out[c] = out[c].map(lambda v: float(bool(v)) if v is not None and not pd.isna(v) else float("nan"))
     if "bitwise_equal" in out and "bitwise_partner" in rows:
         # only promised bit-equality is judged (gate rule 3); the rest is a machine observation
-        out.loc[rows["bitwise_partner"].astype(str) == "", "bitwise_equal"] = float("nan")
-    return out.drop_duplicates(list(ROW_KEY))
+        out.loc[rows["bitwise_partner"].fillna("").astype(str) == "", "bitwise_equal"] = float("nan")
+    dedup = list(ROW_KEY) + (["run_id"] if "run_id" in out else [])
+    return out.drop_duplicates(dedup).drop(columns=["run_id"], errors="ignore")
 
 
-def violations(run: RunData, window: list[RunData], config: TrendConfig) -> pd.DataFrame:
-    """Rule 1-2: the violations of ``run`` against the median of ``window``.
+def violations(rows: pd.DataFrame, window: pd.DataFrame, config: TrendConfig) -> pd.DataFrame:
+    """Rule 1-2: the violations of one run's ``rows`` against the median of the ``window`` runs
+    (history rows, many runs stacked).
 
     Returns columns ROW_KEY + metric, value, reference, n_ref."""
     cols = list(ROW_KEY) + ["metric", "value", "reference", "n_ref"]
-    if not window:
+    if window.empty:
         return pd.DataFrame(columns=cols)
-    ref_frame = pd.concat([_long(r) for r in window], ignore_index=True)
+    ref_frame = _long(window)
     metrics = [c for c in ref_frame.columns if c not in ROW_KEY]
     ref = ref_frame.groupby(list(ROW_KEY), dropna=False)[metrics].median()
     counts = ref_frame.groupby(list(ROW_KEY), dropna=False)[metrics].count()
-    cur = _long(run).set_index(list(ROW_KEY))
+    cur = _long(rows).set_index(list(ROW_KEY))
     out = []
     for metric in metrics:
         if metric not in cur.columns:
@@ -142,11 +146,18 @@ def violations(run: RunData, window: list[RunData], config: TrendConfig) -> pd.D
     return pd.concat(out, ignore_index=True)[cols]
 
 
-def trend(run: RunData, history: list[RunData], config: TrendConfig | None = None) -> TrendResult:
-    """Rule 3: tonight's violations, confirmed by the previous run's, over ``history``
-    (earlier runs of the same device model and suite, oldest first)."""
+def trend(run: RunData, history: pd.DataFrame, config: TrendConfig | None = None) -> TrendResult:
+    """Rule 3: tonight's violations, confirmed by the previous run's, over ``history`` (the
+    rows of earlier runs of the same device model and suite: :func:`discover_history`)."""
     config = config or TrendConfig()
-    earlier = [r for r in history if _utc(r) < _utc(run)]
+    tonight = _utc(run)
+    older = history[history["run_utc"].fillna(pd.Timestamp.min.tz_localize("UTC")) < tonight] \
+        if not history.empty else history
+    earlier = _run_order(older)
+
+    def rows_of(ids: list[str]) -> pd.DataFrame:
+        return older[older["run_id"].isin(ids)] if ids else older.iloc[0:0]
+
     findings: list[Finding] = []
     if len(earlier) < config.min_history:
         findings.append(
@@ -156,9 +167,9 @@ def trend(run: RunData, history: list[RunData], config: TrendConfig | None = Non
                 reason=f"the trend needs {config.min_history}; nothing judged tonight",
             )
         )
-    now = violations(run, earlier[-config.window:], config)
+    now = violations(run.rows, rows_of(earlier[-config.window:]), config)
     prev = (
-        violations(earlier[-1], earlier[:-1][-config.window:], config)
+        violations(rows_of(earlier[-1:]), rows_of(earlier[:-1][-config.window:]), config)
         if earlier
         else now.iloc[0:0]
     )
@@ -181,7 +192,8 @@ def trend(run: RunData, history: list[RunData], config: TrendConfig | None = Non
         findings.append(Finding(level, key, metric, _fmt_ref(ref), value, why))
     order = {Level.REGRESSION: 0, Level.WARN: 1, Level.NOTE: 2}
     findings.sort(key=lambda f: order[f.level])
-    return TrendResult(findings, [r.source for r in earlier[-config.window:]], table)
+    used = rows_of(earlier[-config.window:]).drop_duplicates("run_id")
+    return TrendResult(findings, list(used["run_dir"]) if not used.empty else [], table)
 
 
 def _fmt_ref(value: object) -> object:

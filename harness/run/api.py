@@ -78,7 +78,7 @@ def run(suite: str = "smoke", device: str = "auto", workloads: Sequence[str] | N
         env["interrupted"] = True
         if not tables.rows:
             raise
-    df = results.rows_to_frame(tables.rows, peak)
+    df = results.stamp_run_id(results.rows_to_frame(tables.rows, peak), Path(run_dir).name)
     samples = results.samples_frame(tables.samples)
     extra = {"samples_launch.parquet": results.samples_frame(tables.launch_samples)} if tables.launch_samples else {}
     if attribution:

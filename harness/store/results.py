@@ -9,6 +9,11 @@ A skipped row (a backend that is not available here) has ``ok=True`` and
 ``error="skipped: <reason>"`` and no latency; a failed row has ``ok=False`` and the reason in
 ``error``. Readers filter on ``status`` (:func:`measured_rows`), never on words in ``error``.
 
+``schema_version`` and ``run_id`` are on every row written (``write_run`` stamps them): the
+row layout's version (:data:`SCHEMA_VERSION`; files without the column are version
+:data:`LEGACY_SCHEMA_VERSION`) and the run directory's name, so rows of many runs can be stacked
+in one DataFrame (``harness.store.history.load_runs``) and still say where they came from.
+
 ``bitwise_partner`` names the variant a row promises to match bit for bit (``cleanpass``,
 ``vllm`` and ``vllm_real`` against ``lowered``: the pass may not change a single bit). That promise is a property
 of our code and holds on every machine; other rows' ``bitwise_equal`` is an observation that
@@ -41,6 +46,12 @@ ROW_KEY = ("workload", "variant", "dtype", "num_tokens", "hidden", "device")
 #: A case: the row key without the variant (all variants of a case are timed together).
 CASE_KEY = tuple(c for c in ROW_KEY if c != "variant")
 SAMPLE_COLUMNS = list(ROW_KEY) + ["device_name", "block", "sample_us"]
+
+
+#: The row layout's version; bump it when a column changes meaning or a new one is added.
+SCHEMA_VERSION = 2
+#: Rows written before ``schema_version`` existed.
+LEGACY_SCHEMA_VERSION = 1
 
 
 class Status(str, enum.Enum):
@@ -174,6 +185,9 @@ class Row:
     # -- where the time goes (kernel attribution) --------------------------------------
     copy_us: float = math.nan          # time per call in copy kernels (attribution runs only)
     peak_mem_bytes: int | None = None  # peak device memory of one call (CUDA; None on CPU)
+    # -- provenance of the row (stamped by write_run) ---------------------------------
+    schema_version: int = SCHEMA_VERSION
+    run_id: str = ""
 
     def fail(self, reason: str) -> "Row":
         """Mark failed, keeping the first reason and appending later ones."""
@@ -274,10 +288,15 @@ def normalize_frame(df: pd.DataFrame) -> pd.DataFrame:
     for c in ("status", "numerics"):  # enums are stored as their values
         df[c] = [v.value if isinstance(v, enum.Enum) else v for v in df[c]]
     df["expected_wrong"] = df["expected_wrong"].fillna(False).astype(bool)
-    for c in ("num_tokens", "hidden", "block_count", "reps"):
+    if "schema_version" not in df.columns:
+        df["schema_version"] = LEGACY_SCHEMA_VERSION
+    df["schema_version"] = df["schema_version"].fillna(LEGACY_SCHEMA_VERSION)
+    if "run_id" not in df.columns:
+        df["run_id"] = ""
+    for c in ("num_tokens", "hidden", "block_count", "reps", "schema_version"):
         df[c] = df[c].astype("int64")
     for c in ("error", "model", "numerics", "device_name", "suite", "status", "timer",
-              "bitwise_partner"):
+              "bitwise_partner", "run_id"):
         df[c] = df[c].fillna("").astype(str)
     return df.reset_index(drop=True)
 
@@ -374,12 +393,24 @@ def _parquet_bytes(df: pd.DataFrame) -> bytes:
     return buf.getvalue()
 
 
+def stamp_run_id(results: pd.DataFrame, run_id: str) -> pd.DataFrame:
+    """Every row names the run it belongs to and the schema it was written with."""
+    results = results.copy()
+    results["run_id"] = run_id
+    if "schema_version" not in results.columns:
+        results["schema_version"] = SCHEMA_VERSION
+    results["schema_version"] = results["schema_version"].fillna(SCHEMA_VERSION).astype("int64")
+    return results
+
+
 def write_run(run_dir: Path, results: pd.DataFrame, samples: pd.DataFrame, env: dict,
               extra: dict[str, pd.DataFrame] | None = None) -> list[Path]:
     """Write all run files atomically into ``run_dir``; returns the paths written."""
     from harness.store.benchjson import benchmark_json
 
     run_dir = Path(run_dir)
+    results = stamp_run_id(results, run_dir.name)
+    env = dict(env, run_id=run_dir.name)
     files: list[tuple[str, bytes]] = [
         ("results.parquet", _parquet_bytes(results)),
         ("results.csv", results.to_csv(index=False).encode()),

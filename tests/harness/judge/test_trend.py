@@ -99,7 +99,7 @@ def test_other_gpu_models_and_shards_are_not_history(tmp_path):
         _night(tmp_path, day, edit=_leave_clone)
     cur = load_run(_night(tmp_path, 7, edit=_leave_clone))
     hist = discover_history(tmp_path, cur)
-    assert [Path(r.source).name[:9] for r in hist] == ["20261105T", "20261106T"]
+    assert [name[:9] for name in hist["run_id"].unique()] == ["20261105T", "20261106T"]
     res = trend(cur, hist, TrendConfig())
     assert res.exit_code == 0
     assert any(f.level is Level.NOTE and "only 2 earlier runs" in f.metric for f in res.findings)

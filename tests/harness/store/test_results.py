@@ -70,7 +70,10 @@ def test_write_run_round_trips_and_refuses_to_overwrite(tmp_path):
     res.write_run(tmp_path, df, samples, env)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(res.RESULT_FILES)
     back, s_back, env_back = res.read_run(tmp_path)
-    pd.testing.assert_frame_equal(back, df)
+    pd.testing.assert_frame_equal(back.drop(columns="run_id"), df.drop(columns="run_id"))
+    # every row names its run and the schema it was written with
+    assert set(back["run_id"]) == {tmp_path.name} and env_back["run_id"] == tmp_path.name
+    assert set(back["schema_version"]) == {res.SCHEMA_VERSION}
     assert len(s_back) == 6 and env_back["peak_gbps_measured"] == 4.0
     csv = pd.read_csv(tmp_path / "results.csv")
     assert list(csv.columns) == list(df.columns)
