@@ -220,13 +220,19 @@ def _ratio_lines(table) -> list[str]:
     if table is None or table.empty:
         return []
     return [f"ratio {r.numerator}/{r.denominator} {r.workload} {r.dtype} T={r.num_tokens} "
-            f"H={r.hidden}: x{r.ratio:.3f} [{r.ratio_low:.3f}, {r.ratio_high:.3f}] "
-            f"ref {r.reference:.3f}: {r.verdict}" for r in table.itertuples()]
+            f"H={r.hidden}: {_ci_text(r)} ref {r.reference:.3f}: {r.verdict}"
+            for r in table.itertuples()]
+
+
+def _ci_text(r) -> str:  # noqa: ANN001
+    if r.ratio_low != r.ratio_low:  # NaN: too few blocks
+        return f"x{r.ratio:.3f} (no interval: {r.blocks} blocks)"
+    return f"x{r.ratio:.3f} [{r.ratio_low:.3f}, {r.ratio_high:.3f}]"
 
 
 def _run_ratio_lines(table) -> list[str]:
     return [f"  {r.numerator}/{r.denominator} {r.workload} {r.dtype} T={r.num_tokens} H={r.hidden}: "
-            f"x{r.ratio:.3f} [{r.ratio_low:.3f}, {r.ratio_high:.3f}]" for r in table.itertuples()]
+            f"{_ci_text(r)}" for r in table.itertuples()]
 
 
 def _store_ratios(run_dir: Path) -> Path | None:
@@ -266,7 +272,7 @@ def ratchet_holds(old: baseline.RunData | None, new: baseline.RunData) -> list[d
     if old is not None:
         old_ref = gatemod.ratio_reference(ratiomod.ratio_table(old.samples), gatemod._held(old))
     holds = []
-    for rec in new_ratios.to_dict("records"):
+    for rec in new_ratios.dropna(subset=["ratio_high"]).to_dict("records"):
         key = ratiomod.ratio_key(rec)
         hold = min(float(rec["ratio_high"]), old_ref.get(key, float("inf")))
         holds.append({**{c: rec[c] for c in ratiomod.CASE}, "denominator": rec["denominator"],

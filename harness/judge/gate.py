@@ -338,7 +338,8 @@ def ratio_reference(base_ratios: pd.DataFrame, held: dict[tuple, float]) -> dict
     ref = {}
     for rec in base_ratios.to_dict("records"):
         key = ratiomod.ratio_key(rec)
-        ref[key] = min(float(rec["ratio_high"]), held.get(key, float("inf")))
+        high = float(rec["ratio_high"])  # NaN: too few blocks for an interval
+        ref[key] = min(high, held[key]) if key in held and not math.isnan(high) else high
     return ref
 
 
@@ -360,6 +361,10 @@ def ratio_findings(baseline: RunData, run: RunData, config: GateConfig) -> tuple
         rec = by_key.get(key)
         if rec is None:
             findings.append(Finding(Level.NOTE, row_key, metric, reason="not measured in the run"))
+            continue
+        if math.isnan(ref) or math.isnan(float(rec["ratio_low"])):
+            findings.append(Finding(Level.NOTE, row_key, f"{metric} not gated",
+                                    reason=f"fewer than {config.min_blocks} paired blocks on a side"))
             continue
         limit = ref * limit_f
         extra_us = (rec["ratio"] - ref) * rec["denominator_p50_us"]

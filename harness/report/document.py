@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from harness.judge import ratios as ratiomod
 from harness.judge.gate import GateConfig, GateResult, LatencyVerdict, describe_key, gate
 from harness.judge.trend import TrendConfig, TrendResult
 from harness.store.atomic import atomic_write
@@ -309,6 +310,22 @@ def numerics_section(run: RunData) -> Section:
     return Section("Numerics", text, tables)
 
 
+def ratios_section(run: RunData) -> Section | None:
+    """The in-run ratios of ``cleanpass`` (paired blocks of this run); None without samples."""
+    table = ratiomod.ratio_table(run.samples)
+    if table.empty:
+        return None
+    table = table.assign(cell=[f"x{r:.3f} [{lo:.3f}, {hi:.3f}]" if lo == lo else f"x{r:.3f}"
+                               for r, lo, hi in zip(table["ratio"], table["ratio_low"],
+                                                    table["ratio_high"])])
+    pivot = table.pivot_table(index=["workload", "dtype", "num_tokens", "hidden"],
+                              columns="denominator", values="cell", aggfunc="first").reset_index()
+    text = ("Median of `cleanpass` over the median of each partner, over the blocks both ran "
+            "in (95% paired-bootstrap interval; below 1: `cleanpass` is faster). Measured side "
+            "by side in this run, so it is comparable across machines of one model.")
+    return Section("In-run ratios", text, [("cleanpass / partner", pivot)])
+
+
 def comparison_section(result: GateResult, baseline: RunData, config: GateConfig,
                        fig_dir: Path, made: list[Path]) -> Section:
     verdict = "FAIL" if result.regressions else "PASS"
@@ -382,6 +399,8 @@ def build_report(
         result = gate(against, run, config)
         sections.append(comparison_section(result, against, config, fig_dir, made))
     sections += list(extra or [])
+    ratios = ratios_section(run)
+    sections += [ratios] if ratios is not None else []
     sections += [
         latency_section(run, fig_dir, made),
         bandwidth_section(run, fig_dir, made),

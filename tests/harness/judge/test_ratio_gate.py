@@ -69,6 +69,22 @@ def test_a_uniformly_slower_machine_of_the_same_model_keeps_its_ratios(tmp_path)
     assert _ratio_findings(res, Level.REGRESSION)
 
 
+def test_three_blocks_give_a_point_but_no_interval_and_are_never_gated(tmp_path):
+    """The CPU smoke suite times 3 blocks: the ratio is shown, its gate is a note."""
+    rows = make_rows(variants=VARIANTS)
+    base = load_run(write_run(tmp_path / "b", rows, make_samples(rows, blocks=3, seed=1), make_env()))
+    slow = load_run(write_run(tmp_path / "s", rows,
+                              make_samples(rows, blocks=3, seed=2, slowdown={"cleanpass": 1.5}),
+                              make_env()))
+    table = ratiomod.ratio_table(slow.samples)
+    assert len(table) == 18 and table["ratio_low"].isna().all() and (table["blocks"] == 3).all()
+    assert (table.loc[table.denominator == "ideal", "ratio"] > 1.3).all()
+    res = gate(base, slow)
+    assert _ratio_findings(res, Level.REGRESSION) == [] and _ratio_findings(res, Level.WARN) == []
+    assert len([f for f in res.findings if f.metric.endswith("not gated")
+                and f.metric.startswith("ratio ")]) == 18
+
+
 def test_ratios_on_cpu_only_when_asked(tmp_path):
     cpu = dict(device="cpu", device_name="AMD EPYC")
     rows = make_rows(variants=VARIANTS, device="cpu", device_name="AMD EPYC")
@@ -161,3 +177,24 @@ def test_old_format_1_baseline_still_loads_and_gates(tmp_path):
     code, lines = call("gate", "--baseline", fmt1, "--run", tmp_path / "r")
     assert code == 0
     assert "(format 1): no reason or commit recorded" in lines[0]
+
+
+def test_harness_run_stores_and_prints_the_ratio_table(tmp_path, monkeypatch, capsys):
+    """``harness run`` adds ratios.parquet to the run directory it wrote and prints each line."""
+    from harness import cli
+    from harness.run import api
+
+    run_dir = _run(tmp_path / "run", seed=1, slowdown={"cleanpass": 0.9})
+
+    def fake_run(**kw):
+        r = load_run(run_dir)
+        return api.RunResult(run_dir, r.rows, r.samples, dict(r.env, suite="smoke"), 1.0)
+
+    monkeypatch.setattr(api, "run", fake_run)
+    monkeypatch.setattr(cli.summary, "summarize", lambda df: pd.DataFrame())
+    monkeypatch.setattr(cli.summary, "format_summary", lambda df: "")
+    assert cli.main(["run", "--device", "cpu", "--no-progress"]) == 0
+    stored = pd.read_parquet(run_dir / "ratios.parquet")
+    assert len(stored) == 18 and (stored["ratio"] < 1).all()
+    out = capsys.readouterr().out
+    assert "cleanpass/lowered rms_norm bfloat16 T=512 H=4096: x0." in out

@@ -59,6 +59,17 @@ def test_report_has_tables_and_figures(runs):
     assert "Comparison with the baseline" not in md
 
 
+def test_report_shows_in_run_ratios(runs):
+    _, paths, _ = runs
+    md = paths.markdown.read_text()
+    assert "## In-run ratios" in md
+    # 2 workloads x 2 dtypes x 3 token counts, one column per partner
+    row = re.search(r"\| rms_norm \| bfloat16 \| 2048 \| 4096 \| (.*) \|", md)
+    assert row
+    ideal, lowered, native = (float(c.split()[0][1:]) for c in row.group(1).split(" | "))
+    # synthetic timings: lowered keeps its clone (slower), ideal and native match cleanpass
+    assert lowered < 0.6 and abs(ideal - 1) < 0.05 and abs(native - 1) < 0.05
+
 def test_report_against_baseline_shows_gate_findings(runs):
     run, _, (code, lines) = runs
     assert code == 0, lines
