@@ -14,6 +14,7 @@ import argparse
 import logging
 import signal
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Sequence
@@ -265,21 +266,6 @@ def add_baseline(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_baseline)
 
 
-def ratchet_holds(old: baseline.RunData | None, new: baseline.RunData) -> list[dict]:
-    """The ratchet: per ratio line the lower of the new upper bound and the old reference."""
-    new_ratios = ratiomod.ratio_table(new.samples)
-    old_ref = {}
-    if old is not None:
-        old_ref = gatemod.ratio_reference(ratiomod.ratio_table(old.samples), gatemod._held(old))
-    holds = []
-    for rec in new_ratios.dropna(subset=["ratio_high"]).to_dict("records"):
-        key = ratiomod.ratio_key(rec)
-        hold = min(float(rec["ratio_high"]), old_ref.get(key, float("inf")))
-        holds.append({**{c: rec[c] for c in ratiomod.CASE}, "denominator": rec["denominator"],
-                      "hold": hold})
-    return holds
-
-
 def cmd_baseline(args: argparse.Namespace) -> int:
     replace = args.refresh or args.force
     if replace and not args.reason.strip():
@@ -292,14 +278,12 @@ def cmd_baseline(args: argparse.Namespace) -> int:
         old = baseline.load_baseline(args.out) if args.ratchet and args.out.exists() else None
         run_dir = args.run
         if run_dir is None:
-            import tempfile
-
             run_dir = Path(tempfile.mkdtemp(prefix="cleanpass-baseline-"))
             print(f"measuring the {args.suite} suite on {args.device} into {run_dir}")
             api.run(suite=args.suite, device=args.device, out=run_dir)
             _store_ratios(run_dir)
         run = baseline.load_run(run_dir)
-        holds = ratchet_holds(old, run) if args.ratchet else None
+        holds = gatemod.ratchet_holds(old, run) if args.ratchet else None
         out = baseline.write_baseline(run, args.out, force=replace, reason=args.reason.strip(),
                                       commit=envmod.git_commit()[0], ratio_hold=holds)
     except (InputError, FileExistsError, ValueError, RuntimeError) as exc:

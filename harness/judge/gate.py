@@ -322,7 +322,7 @@ def version_changes(baseline: RunData, run: RunData) -> list[str]:
     return out
 
 
-def _held(baseline: RunData) -> dict[tuple, float]:
+def held_ratios(baseline: RunData) -> dict[tuple, float]:
     """The ratchet's held ratios stored in a baseline (empty when it has none)."""
     held = {}
     for rec in baseline.extra.get("ratio_hold", []) or []:
@@ -343,20 +343,35 @@ def ratio_reference(base_ratios: pd.DataFrame, held: dict[tuple, float]) -> dict
     return ref
 
 
+def ratchet_holds(old: RunData | None, new: RunData) -> list[dict]:
+    """The ratchet: per ratio line of ``new``, the lower of its upper bound and ``old``'s
+    reference, so a gain once landed is not given back by a later refresh."""
+    old_ref = {}
+    if old is not None:
+        old_ref = ratio_reference(ratiomod.ratio_table(old.samples), held_ratios(old))
+    holds = []
+    for rec in ratiomod.ratio_table(new.samples).dropna(subset=["ratio_high"]).to_dict("records"):
+        key = ratiomod.ratio_key(rec)
+        old_value = old_ref.get(key, math.inf)
+        hold = min(float(rec["ratio_high"]), old_value if old_value == old_value else math.inf)
+        holds.append({**{c: rec[c] for c in ratiomod.CASE}, "denominator": rec["denominator"],
+                      "hold": hold})
+    return holds
+
+
 def ratio_findings(baseline: RunData, run: RunData, config: GateConfig) -> tuple[list[Finding], pd.DataFrame]:
     """Rule 5: the run's in-run ratios against the baseline's (and the ratchet's held values)."""
     kw = dict(n_boot=config.n_boot, confidence=config.confidence, seed=config.seed,
               min_blocks=config.min_blocks)
     base = ratiomod.ratio_table(baseline.samples, **kw)
     cur = ratiomod.ratio_table(run.samples, **kw)
-    reference = ratio_reference(base, _held(baseline))
+    reference = ratio_reference(base, held_ratios(baseline))
     by_key = {ratiomod.ratio_key(r): r for r in cur.to_dict("records")}
     limit_f = 1.0 + config.threshold
     pct = int(round(config.confidence * 100))
     findings, lines = [], []
     for key, ref in reference.items():
-        row_key = tuple(dict(zip(ratiomod.CASE + ("variant",), key[:5] + (ratiomod.NUMERATOR,)))[c]
-                        for c in ROW_KEY)
+        row_key = ratiomod.row_key(key, ROW_KEY)
         metric = f"ratio {ratiomod.NUMERATOR}/{key[-1]}"
         rec = by_key.get(key)
         if rec is None:
@@ -395,7 +410,7 @@ def _as_note(f: Finding, changes: list[str]) -> Finding:
 
 
 def gate(baseline: RunData, run: RunData, config: GateConfig | None = None) -> GateResult:
-    """Compare ``run`` against ``baseline`` (rules 1-4 above); pure, raises InputError."""
+    """Compare ``run`` against ``baseline`` (rules 1-6 above); pure, raises InputError."""
     config = config or GateConfig()
     result = GateResult()
     result.findings.extend(check_compatible(baseline, run))

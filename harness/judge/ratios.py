@@ -83,3 +83,9 @@ def ratio_table(samples: pd.DataFrame, *, n_boot: int = DEFAULT_BOOTSTRAP,
 def ratio_key(rec: dict) -> tuple:
     """(case..., denominator): how ratio lines match between a baseline and a run."""
     return tuple(rec[c] for c in CASE) + (rec["denominator"],)
+
+
+def row_key(key: tuple, columns: tuple[str, ...]) -> tuple:
+    """The ``cleanpass`` result row a ratio line belongs to, as a row key over ``columns``."""
+    rec = dict(zip(CASE, key[:len(CASE)]), variant=NUMERATOR)
+    return tuple(rec[c] for c in columns)
