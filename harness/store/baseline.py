@@ -160,11 +160,14 @@ def load_run(run_dir: Path | str) -> RunData:
 
 
 def provenance(run: RunData, reason: str, commit: str | None = None) -> dict:
-    """Why and from what a baseline was written: reason, commit, the software stack."""
+    """Why and from what a baseline was written: the reason, the commit it was refreshed at,
+    the commit the frozen run measured (and whether that tree was dirty), the software stack."""
+    run_commit = str(run.env.get("commit") or "")
     return {
         "reason": reason,
-        "commit": commit or str(run.env.get("commit") or ""),
-        "dirty": run.env.get("dirty"),
+        "commit": commit or run_commit,
+        "run_commit": run_commit,
+        "run_dirty": run.env.get("dirty"),
         "versions": {k: run.env.get(k) for k in STACK_KEYS},
     }
 
@@ -180,8 +183,10 @@ def describe_provenance(meta: dict) -> str:
                 f"({stack})")
     versions = prov.get("versions", {})
     stack = ", ".join(f"{k} {versions.get(k) or 'none'}" for k in STACK_KEYS)
-    dirty = " (dirty)" if prov.get("dirty") else ""
-    return f"refreshed {created} at {prov.get('commit') or '?'}{dirty}: {prov.get('reason')} ({stack})"
+    measured = prov.get("run_commit") or "?"
+    measured += ", dirty tree" if prov.get("run_dirty") else ""
+    return (f"refreshed {created} at {prov.get('commit') or '?'} (run measured at {measured}): "
+            f"{prov.get('reason')} ({stack})")
 
 
 def baseline_table(run: RunData, prov: dict | None = None,

@@ -149,11 +149,11 @@ def test_refresh_records_reason_commit_and_versions_and_the_gate_prints_them(tmp
     prov = load_baseline(out).extra["provenance"]
     assert prov["reason"] == "rotary_views now keeps its clone"
     assert prov["versions"] == {"torch": "2.13.0", "triton": "3.9.0", "driver": "", "cuda": ""}
-    assert prov["commit"]
+    assert prov["commit"] and prov["run_commit"] == "abc1234"  # synthetic env's commit
     code, lines = call("gate", "--baseline", out, "--run", run)
     assert code == 0
     assert lines[0].startswith(f"baseline {out}: refreshed ") and "rotary_views now keeps its clone" in lines[0]
-    assert "torch 2.13.0, triton 3.9.0" in lines[0]
+    assert "(run measured at abc1234)" in lines[0] and "torch 2.13.0, triton 3.9.0" in lines[0]
 
 
 def test_old_format_1_baseline_still_loads_and_gates(tmp_path):
