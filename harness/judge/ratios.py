@@ -17,6 +17,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from harness.store.results import CASE_KEY
 from harness.judge.stats import (DEFAULT_BOOTSTRAP, DEFAULT_CONFIDENCE, TooFewSamples, paired_blocks,
                                  ratio_ci)
 
@@ -24,8 +25,8 @@ log = logging.getLogger(__name__)
 
 NUMERATOR = "cleanpass"
 DENOMINATORS = ("lowered", "ideal", "native")
-#: The columns that name one case (a row key without the variant).
-CASE = ("workload", "dtype", "num_tokens", "hidden", "device")
+#: The columns that name one case (the row key without the variant).
+CASE = CASE_KEY
 COLUMNS = list(CASE) + ["device_name", "numerator", "denominator", "ratio", "ratio_low",
                         "ratio_high", "blocks", "confidence", "numerator_p50_us",
                         "denominator_p50_us"]

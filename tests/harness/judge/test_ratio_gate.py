@@ -191,7 +191,7 @@ def test_harness_run_stores_and_prints_the_ratio_table(tmp_path, monkeypatch, ca
         return api.RunResult(run_dir, r.rows, r.samples, dict(r.env, suite="smoke"), 1.0)
 
     monkeypatch.setattr(api, "run", fake_run)
-    monkeypatch.setattr(cli.summary, "summarize", lambda df: pd.DataFrame())
+    monkeypatch.setattr(cli.summary, "summarize", lambda *a, **k: pd.DataFrame())
     monkeypatch.setattr(cli.summary, "format_summary", lambda df: "")
     assert cli.main(["run", "--device", "cpu", "--no-progress"]) == 0
     stored = pd.read_parquet(run_dir / "ratios.parquet")
