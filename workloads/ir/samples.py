@@ -31,11 +31,13 @@ def _silu(t, h, dtype, device, g):  # noqa: ANN001
     return (torch.randn(t, 2 * h, generator=g).to(device, dtype),)
 
 
-def _rotary(t, h, dtype, device, g, is_neox: bool = True, rot_dim: int = HEAD_SIZE):  # noqa: ANN001
+def _rotary(t, h, dtype, device, g, is_neox: bool = True, rot_dim: int = HEAD_SIZE,  # noqa: ANN001
+            heads: int | None = None, kv_heads: int | None = None):
     """q and k are split views of one fused qkv ``[t, h + 2*kv]`` (kv = h/4, GQA-like);
-    ``rot_dim < HEAD_SIZE`` rotates only the first dims of each head."""
-    heads = max(h // HEAD_SIZE, 1)
-    kv = max(heads // 4, 1)
+    ``rot_dim < HEAD_SIZE`` rotates only the first dims of each head; ``heads``/``kv_heads``
+    override the head counts (then ``h`` is ignored)."""
+    heads = heads or max(h // HEAD_SIZE, 1)
+    kv = kv_heads or max(heads // 4, 1)
     qkv = torch.randn(t, (heads + 2 * kv) * HEAD_SIZE, generator=g).to(device, dtype)
     q, k, _ = qkv.split([heads * HEAD_SIZE, kv * HEAD_SIZE, kv * HEAD_SIZE], dim=-1)
     pos = torch.randint(0, MAX_POS, (t,), generator=g).to(device)
@@ -52,7 +54,12 @@ SAMPLES: dict[str, Callable[..., tuple]] = {
 
 # Further argument variants each kernel is checked on, besides the defaults.
 VARIANTS: dict[str, list[dict[str, Any]]] = {
-    "rotary_embedding": [{"is_neox": False, "rot_dim": HEAD_SIZE // 2}],
+    "rotary_embedding": [
+        {"is_neox": False, "rot_dim": HEAD_SIZE // 2},
+        # head counts that are not powers of two, different for q and k: masked head tiles
+        {"heads": 5, "kv_heads": 3},
+        {"is_neox": False, "rot_dim": HEAD_SIZE // 2, "heads": 5, "kv_heads": 3},
+    ],
 }
 
 
