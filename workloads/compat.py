@@ -28,6 +28,17 @@ except Exception:  # pragma: no cover - very old torch
 
 CustomGraphPass = _CustomGraphPass
 
+try:
+    from torch._dynamo.exc import BackendCompilerFailed
+except Exception:  # pragma: no cover - very old torch
+    class BackendCompilerFailed(Exception):  # type: ignore[no-redef]
+        """Never raised: this torch has no such wrapper."""
+
+
+def backend_cause(failure: BaseException) -> BaseException | None:
+    """The exception a backend raised inside Dynamo's ``BackendCompilerFailed`` wrapper."""
+    return getattr(failure, "inner_exception", None) or failure.__cause__
+
 
 OpOverload = torch._ops.OpOverload
 OpOverloadPacket = torch._ops.OpOverloadPacket

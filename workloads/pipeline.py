@@ -153,7 +153,15 @@ class Compiled:
         functools.update_wrapper(self, fn, updated=())
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self._compiled(*args, **kwargs)
+        """Run the compiled function; a donation misuse surfaces as ``DonationError`` itself
+        (chained to the backend failure Dynamo wraps it in)."""
+        try:
+            return self._compiled(*args, **kwargs)
+        except compat.BackendCompilerFailed as failure:
+            cause = compat.backend_cause(failure)
+            if isinstance(cause, donation.DonationError):
+                raise cause from failure
+            raise
 
     @property
     def reports(self) -> list[Any]:
