@@ -22,6 +22,7 @@ import torch
 import cleanpass
 
 from workloads import compat
+from workloads.ir import autograd
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +121,7 @@ def define_op(
     for overload in ("", ".maybe_inplace"):
         LIB.impl(f"{name}{overload}", native, "CompositeExplicitAutograd")
         torch.library.register_fake(f"{NAMESPACE}::{name}{overload}", fake, lib=LIB)
+    autograd.register(f"{NAMESPACE}::{name}", native, LIB)
     op = IROp(name, schema, activations, native, reference)
     OPS[name] = op
     return op
