@@ -123,6 +123,11 @@ class Workload(abc.ABC):
             return list(self.suite_dtypes[suite])
         return list(GPU_DTYPES if suite == "nightly" else CPU_DTYPES)
 
+    def unavailable(self) -> str | None:
+        """Why this workload cannot run here (a missing optional package), None when it can:
+        runners turn the reason into skipped rows."""
+        return None
+
     def expected_clones_for(self, shape: Shape) -> dict[str, tuple[int, int]]:
         """Clone counts for one shape: ``expected_clones`` unless the graph depends on the shape
         (e.g. a one-token batch, where strides of size-1 dims stop mattering)."""

@@ -40,6 +40,8 @@ def compiled_run() -> Callable[[str, str], selfcheck.Run]:
     def get(name: str, variant: str) -> selfcheck.Run:
         if (name, variant) not in cache:
             wl = catalog.get(name)
+            if wl.unavailable():
+                pytest.skip(wl.unavailable())
             cache[name, variant] = selfcheck.compile_run(wl, wl.shapes("test")[0], variant)
         return cache[name, variant]
 

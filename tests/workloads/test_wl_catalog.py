@@ -46,12 +46,14 @@ def test_real_shapes_where_they_matter() -> None:
 @pytest.mark.parametrize("name", WORKLOADS)
 def test_build_and_ideal_twin_match_the_reference(name: str) -> None:
     wl = catalog.get(name)
+    if wl.unavailable():
+        pytest.skip(wl.unavailable())
     shape = wl.shapes("test")[0]
     built = wl.build(shape, torch.float32, "cpu")
     assert built.inputs[0].shape[built.dynamic_dim] == shape.num_tokens
     ref = as_tuple(built.reference())
-    for out in (as_tuple(built.fn(*built.fresh_inputs())), as_tuple(built.ideal_fn(*built.fresh_inputs())),
-                as_tuple(built.native_fn(*built.fresh_inputs()))):
+    fns = [f for f in (built.fn, built.ideal_fn, built.native_fn) if f is not None]
+    for out in (as_tuple(fn(*built.fresh_inputs())) for fn in fns):
         assert len(out) == len(ref)
         for o, r in zip(out, ref):
             assert numerics.allclose(o, r, torch.float32), numerics.max_abs_err(o, r)
