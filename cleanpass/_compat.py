@@ -13,7 +13,7 @@ from torch._ops import HigherOrderOperator, OpOverload
 from torch.utils._pytree import tree_leaves
 
 __all__ = ["AUTO_FUNCTIONALIZED_V1", "CustomGraphPassBase", "HigherOrderOperator", "OpOverload",
-           "is_functional_triton_wrapper", "functional_hops", "statically_equal", "storage_key",
+           "is_functional_triton_wrapper", "functional_hops", "size_hint", "statically_equal", "storage_key",
            "tensors_overlap", "tree_leaves"]
 
 
@@ -82,6 +82,21 @@ def statically_equal(a: Any, b: Any) -> bool:
         return bool(_known_true(a == b))
     except Exception:
         return False
+
+
+def size_hint(value: Any) -> int | None:
+    """A size's value at trace time (a symbolic size's hint; adds no shape guard); None when
+    unknown (no shape environment, or an unbacked data-dependent size)."""
+    if isinstance(value, int):
+        return value
+    node = getattr(value, "node", None)
+    hint = getattr(node, "hint", None)
+    if hint is not None:
+        return int(hint)
+    try:
+        return int(node.shape_env.size_hint(node.expr))
+    except Exception:
+        return None
 
 
 def _load_auto_functionalized_v1() -> Any | None:

@@ -1,7 +1,11 @@
 """What the pass reports: one decision per clone, with a stable reason string."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+import torch
+from torch.fx import Node
+
+from ._compat import size_hint
 
 # Reason strings are a contract (logs, reports and dashboards key on them): never rename one.
 REMOVED = "removed"
@@ -51,16 +55,44 @@ VLLM_KEEP_REASONS = (
 )
 
 
+# Where a clone came from: a pass that creates clones (a lowering) tags them with
+# `node.meta[ORIGIN_KEY] = "<its name>"`; untagged clones are the model's own.
+ORIGIN_KEY = "cleanpass_origin"
+MODEL = "model"
+
+
 @dataclass(frozen=True)
 class Decision:
     """The verdict on one `clone` node: `reason` is REMOVED, FOLDED or one of (VLLM_)KEEP_REASONS.
 
-    `bytes` is what the clone copies: what removing or folding it saves in each direction."""
+    `bytes` is what the clone copies (what removing or folding it saves in each direction); for a symbolic size it is the value at the size the graph
+    was traced with, and `bytes_formula` keeps the expression (e.g. `"2048*s0"`). `origin` says
+    who made the clone (`"model"`, or the tag of the pass that created it).
+    """
 
     clone: str
     source: str
     reason: str
     bytes: int | None = None
+    bytes_formula: str | None = None
+    origin: str = MODEL
+
+
+def clone_bytes(clone: Node) -> tuple[int | None, str | None]:
+    """(bytes the clone copies, formula when its size is symbolic)."""
+    fake = clone.meta.get("val")
+    if not isinstance(fake, torch.Tensor):
+        return None, None
+    size = fake.numel() * fake.element_size()
+    if isinstance(size, int):
+        return size, None
+    return size_hint(size), str(size)
+
+
+def decide(clone: Node, source: str, reason: str) -> Decision:
+    """The decision record for `clone`, with its size and origin read from the node."""
+    size, formula = clone_bytes(clone)
+    return Decision(clone.name, source, reason, size, formula, str(clone.meta.get(ORIGIN_KEY, MODEL)))
 
 
 @dataclass
@@ -94,9 +126,18 @@ class CloneReport:
         for index, decision in enumerate(self.kept):
             if decision.clone == clone:
                 del self.kept[index]
-                self.folded.append(Decision(clone, decision.source, FOLDED, decision.bytes))
+                self.folded.append(replace(decision, reason=FOLDED))
                 return
         raise KeyError(f"no kept decision on {clone}")
+
+    def by_origin(self) -> dict[str, tuple[int, int]]:
+        """{origin: (clones before, clones kept)}: the lowering's clones apart from the model's."""
+        counts: dict[str, list[int]] = {}
+        for decision in self.removed + self.folded + self.kept:
+            counts.setdefault(decision.origin, [0, 0])[0] += 1
+        for decision in self.kept:
+            counts[decision.origin][1] += 1
+        return {origin: (n, kept) for origin, (n, kept) in sorted(counts.items())}
 
     def summary(self) -> str:
         reasons: dict[str, int] = {}

@@ -13,7 +13,6 @@ from torch.fx import Graph, GraphModule, Node
 from . import decisions
 from .facts import GraphFacts
 from .fold import fold_clones
-from .layout import clone_bytes
 from .reference import run_reference
 from .sound import decide_sound
 
@@ -40,8 +39,7 @@ def _erase_dead_clones(graph: Graph, report: decisions.CloneReport) -> None:
     """
     for clone in reversed(_clones(graph)):  # reversed: a dead clone may make its source dead
         if not clone.users:
-            report.add(decisions.Decision(clone.name, _source_name(clone), decisions.REMOVED,
-                                          clone_bytes(clone)))
+            report.add(decisions.decide(clone, _source_name(clone), decisions.REMOVED))
             graph.erase_node(clone)
 
 
@@ -54,8 +52,7 @@ def _run_sound(graph: Graph, donated: tuple[int, ...], report: decisions.CloneRe
     except Exception:  # a graph the analysis cannot read: keep everything, say why
         log.warning("cleanpass: analysis failed; keeping all %d clones", len(clones), exc_info=True)
         for clone in clones:
-            report.add(decisions.Decision(clone.name, _source_name(clone),
-                                          decisions.ANALYSIS_ERROR, clone_bytes(clone)))
+            report.add(decisions.decide(clone, _source_name(clone), decisions.ANALYSIS_ERROR))
         return None
     for clone in clones:
         source = clone.args[0] if clone.args else None
@@ -70,8 +67,8 @@ def _run_sound(graph: Graph, donated: tuple[int, ...], report: decisions.CloneRe
                 reason = decisions.ANALYSIS_ERROR
         if reason == decisions.REMOVED:
             facts.drop_clone(clone, source)
-        report.add(decisions.Decision(clone.name, _source_name(clone) if reason != decisions.REMOVED
-                                      else source.name, reason, clone_bytes(clone)))
+        report.add(decisions.decide(clone, _source_name(clone) if reason != decisions.REMOVED
+                                    else source.name, reason))
     for clone in _clones(graph):  # apply the edits in graph order; chains resolve to the root
         if clone in facts.replaced:
             clone.replace_all_uses_with(facts.resolve(clone))

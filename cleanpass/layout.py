@@ -28,13 +28,3 @@ def layout_verdict(clone: Node, source: Node) -> str | None:
         same = all(statically_equal(a, b) for a, b in zip(clone_layout, source_layout))
     return None if same else decisions.LAYOUT_DIFFERS
 
-
-def clone_bytes(clone: Node) -> int | None:
-    """Bytes the clone copies, when its size is a plain number."""
-    fake = _fake(clone)
-    if fake is None:
-        return None
-    numel = fake.numel()
-    if not isinstance(numel, int):  # symbolic: int() would add a shape guard
-        return None
-    return numel * fake.element_size()

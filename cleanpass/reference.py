@@ -28,7 +28,6 @@ from torch.fx import Graph, Node
 from . import decisions
 from ._compat import (AUTO_FUNCTIONALIZED_V1, HigherOrderOperator, OpOverload, is_functional_triton_wrapper,
                       storage_key)
-from .layout import clone_bytes
 
 aten = torch.ops.aten
 
@@ -106,11 +105,10 @@ def run_reference(graph: Graph, donated: tuple[int, ...], report: decisions.Clon
     for clone in clones:
         source = clone.args[0]
         assert isinstance(source, Node), f"clone {clone.name} of a non-node {source!r}"
-        name, size = clone.name, clone_bytes(clone)
         reason = _keep_reason(clone, source, graph, position, donated_nodes)
         if reason is not None:
-            report.add(decisions.Decision(name, source.name, reason, size))
+            report.add(decisions.decide(clone, source.name, reason))
             continue
+        report.add(decisions.decide(clone, source.name, decisions.REMOVED))
         clone.replace_all_uses_with(source)
         graph.erase_node(clone)
-        report.add(decisions.Decision(name, source.name, decisions.REMOVED, size))

@@ -17,7 +17,7 @@ import torch
 from torch.fx import GraphModule
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from ._compat import tree_leaves
+from ._compat import size_hint, tree_leaves
 
 _INT_VIEW = {1: torch.int8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
 
@@ -60,12 +60,10 @@ class PoisonedAllocations(TorchDispatchMode):
 
 
 def _concrete(value: Any) -> int:
-    if isinstance(value, int):
-        return value
-    hint = getattr(getattr(value, "node", None), "hint", None)
-    if hint is not None:
-        return int(hint)
-    return int(value.node.shape_env.size_hint(value.node.expr))
+    hint = size_hint(value)
+    if hint is None:
+        raise ValueError(f"no size for {value!r}: the checker needs sizes known at trace time")
+    return hint
 
 
 def random_like(fake: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

@@ -21,12 +21,16 @@ from typing import Any, Sequence
 import torch
 from torch import fx
 
+from cleanpass.decisions import ORIGIN_KEY
 from workloads import compat
 from workloads.ir import NATIVE, Impl, ir_op_of
 
 log = logging.getLogger(__name__)
 
 CLONE = torch.ops.aten.clone.default
+# The clones this lowering creates carry meta[ORIGIN_KEY] = LOWERING, so cleanpass's reports can
+# tell them from the model's own.
+LOWERING = "lowering"
 
 
 @dataclass
@@ -72,6 +76,7 @@ def _lower_inplace(graph: fx.Graph, node: fx.Node, impl: Impl) -> int:
         for pos in impl.writes:
             c = graph.call_function(CLONE, (args[pos],))
             c.meta["val"] = compat.fake_apply(torch.clone, _val(args[pos]))
+            c.meta[ORIGIN_KEY] = LOWERING
             clones[pos] = c
             args[pos] = c
         call = graph.call_function(impl.kernel, tuple(args))

@@ -160,12 +160,29 @@ def test_second_run_removes_nothing(mode, donated):
     assert count_clones(first.after) == first.report.clones_after
 
 
-def test_bytes_reported_when_static_and_none_when_symbolic():
+def test_bytes_reported_when_static_and_at_the_traced_size_when_symbolic():
     def f(x):
         return x.clone() + 1
 
-    assert run_pass(f, torch.randn(8, 16)).report.removed[0].bytes == 8 * 16 * 4
-    assert run_pass(f, torch.randn(8, 16), mode="symbolic").report.removed[0].bytes is None
+    static = run_pass(f, torch.randn(8, 16)).report.removed[0]
+    assert (static.bytes, static.bytes_formula) == (8 * 16 * 4, None)
+    symbolic = run_pass(f, torch.randn(8, 16), mode="symbolic").report.removed[0]
+    assert symbolic.bytes == 8 * 16 * 4
+    assert symbolic.bytes_formula is not None and "s" in symbolic.bytes_formula  # e.g. "64*s0*s1"
+
+
+def test_decisions_say_which_pass_made_the_clone():
+    """A clone tagged in node.meta by the pass that created it reports that origin; an
+    untagged clone is the model's own."""
+    def f(x):
+        return x.clone() + 1, x.clone() * 2
+
+    gm = trace(f, torch.randn(4, 4))
+    first, second = [n for n in gm.graph.nodes if n.target is torch.ops.aten.clone.default]
+    first.meta[decisions.ORIGIN_KEY] = "lowering"
+    report = cleanpass.eliminate_clones(gm)
+    assert {d.clone: d.origin for d in report.removed} == {first.name: "lowering", second.name: "model"}
+    assert report.by_origin() == {"lowering": (1, 0), "model": (1, 0)}
 
 
 def test_keeps_written_clone_of_a_get_attr_constant():
