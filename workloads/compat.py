@@ -35,6 +35,22 @@ except Exception:  # pragma: no cover - very old torch
         """Never raised: this torch has no such wrapper."""
 
 
+def compile_id() -> str | None:
+    """Dynamo's id of the compile in progress ("frame/attempt"), None outside a compile."""
+    try:
+        from torch._guards import CompileContext
+
+        cid = CompileContext.current_compile_id()
+    except Exception:  # pragma: no cover - private API moved
+        return None
+    return None if cid is None else str(cid)
+
+
+def is_backward_graph(graph: torch.fx.Graph) -> bool:
+    """AOTAutograd's backward graph: its inputs include the output gradients (``tangents_*``)."""
+    return any(n.op == "placeholder" and n.name.startswith("tangents") for n in graph.nodes)
+
+
 def backend_cause(failure: BaseException) -> BaseException | None:
     """The exception a backend raised inside Dynamo's ``BackendCompilerFailed`` wrapper."""
     return getattr(failure, "inner_exception", None) or failure.__cause__

@@ -68,8 +68,14 @@ class DonationState:
 
     donated: tuple[int, ...] = ()
     num_placeholders: int | None = None
-    history: list[tuple[int, ...]] = field(default_factory=list)
+    # one entry per compile (Dynamo's compile id): a trace Dynamo restarts replaces its entry
+    by_compile: dict[Any, tuple[int, ...]] = field(default_factory=dict)
     warned: set[tuple[str, str]] = field(default_factory=set)
+
+    @property
+    def history(self) -> list[tuple[int, ...]]:
+        """Donated positions per compiled graph, oldest first."""
+        return list(self.by_compile.values())
 
 
 def source_line(node: fx.Node) -> str:
@@ -211,7 +217,7 @@ class DonationPass(compat.CustomGraphPass):
     def __call__(self, graph: fx.Graph) -> None:
         self.state.donated = find_donations(graph, self.state.warned)
         self.state.num_placeholders = sum(1 for n in graph.nodes if n.op == "placeholder")
-        self.state.history.append(self.state.donated)
+        self.state.by_compile[compat.compile_id() or len(self.state.by_compile)] = self.state.donated
         if self.state.donated:
             log.debug("donated placeholder positions %s", self.state.donated)
 

@@ -100,13 +100,26 @@ class PipelinePass(compat.CustomGraphPass):
         self.state = state if state is not None else donation.DonationState()
         self.clean = cleanpass.CloneEliminationPass(policy=policy, fold=fold) if isinstance(policy, str) else None
         self.external = policy if policy is not None and not isinstance(policy, str) else None
-        self.reports: list[Any] = []
-        self.lowering_reports: list[lowering.LoweringReport] = []
+        # keyed by (compile id, backward?): a graph Dynamo compiles again replaces its entry
+        self._reports: dict[Any, Any] = {}
+        self._lowering_reports: dict[Any, lowering.LoweringReport] = {}
+        self._key: Any = None
         self.stages: list[tuple[str, Callable[[fx.Graph], None]]] = [("lowering", self._lower)]
         if policy is not None:
             self.stages.append(("cleanpass", self._cleanpass))
 
+    @property
+    def reports(self) -> list[Any]:
+        """One clone report per compiled graph (forward and backward apart), oldest first."""
+        return list(self._reports.values())
+
+    @property
+    def lowering_reports(self) -> list[lowering.LoweringReport]:
+        return list(self._lowering_reports.values())
+
     def __call__(self, graph: fx.Graph) -> None:
+        cid = compat.compile_id()
+        self._key = (cid if cid is not None else len(self._reports), compat.is_backward_graph(graph))
         for name, stage in self.stages:
             t0 = time.perf_counter()
             stage(graph)
@@ -114,13 +127,15 @@ class PipelinePass(compat.CustomGraphPass):
 
     def _lower(self, graph: fx.Graph) -> None:
         rep = lowering.lower_ir_ops(graph, self.providers)
-        self.lowering_reports.append(rep)
+        self._lowering_reports[self._key] = rep
         if self.policy is None:
-            self.reports.append(CountReport(rep.clones_after, rep.clones_after))
+            self._reports[self._key] = CountReport(rep.clones_after, rep.clones_after)
 
     def donated(self, graph: fx.Graph) -> tuple[int, ...]:
         """The donated placeholder positions for this graph (empty if they cannot be mapped)."""
         n = sum(1 for node in graph.nodes if node.op == "placeholder")
+        if compat.is_backward_graph(graph):  # gradients in, nothing the caller gave up
+            return ()
         if self.state.donated and self.state.num_placeholders != n:
             log.warning("placeholder count changed (%s pre-grad, %s post-grad): donating nothing",
                         self.state.num_placeholders, n)
@@ -130,12 +145,12 @@ class PipelinePass(compat.CustomGraphPass):
     def _cleanpass(self, graph: fx.Graph) -> None:
         donated = self.donated(graph)
         if self.external is not None:  # a pass from elsewhere takes the positions directly
-            self.reports.append(self.external(graph, donated))
+            self._reports[self._key] = self.external(graph, donated)
             return
         assert self.clean is not None
         with cleanpass.donated_inputs(donated):
             self.clean(graph)
-        self.reports.append(self.clean.reports[-1])
+        self._reports[self._key] = self.clean.reports[-1]
 
     def uuid(self) -> str:
         policy_key = self.external.uuid() if self.external is not None else self.policy

@@ -35,6 +35,13 @@ def test_vllm_policy_breaks_when_the_base_of_a_view_is_read(compiled_run) -> Non
     assert "vllm" in catalog.get("rotary_views_base_read").expected_wrong
 
 
+def test_reports_tell_the_lowerings_clones_from_the_models(compiled_run) -> None:  # noqa: ANN001
+    """llama_block: 8 clones from the lowering (4 kept: the inputs', rotary's layout changes)
+    and 2 of the model's own (the kv-head expansion copies, layout changes, kept)."""
+    report = compiled_run("llama_block", "cleanpass").compiled.reports[-1]
+    assert report.by_origin() == {"lowering": (8, 4), "model": (2, 2)}
+
+
 def test_rotary_clones_kept_exactly_where_needed(compiled_run) -> None:  # noqa: ANN001
     """llama_block folds the two input clones and rotary's two layout-changing q/k clones and
     keeps only the two kv-expansion copies; the unbind case removes q's clone only while the

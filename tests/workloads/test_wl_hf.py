@@ -147,3 +147,29 @@ def test_model_workloads_skip_with_a_reason_without_transformers(monkeypatch: py
         with pytest.raises(RuntimeError, match="transformers is not installed"):
             wl.build(wl.shapes("test")[0], torch.float32, "cpu")
 
+
+
+@pytest.mark.slow
+def test_one_report_per_compiled_graph_and_recompiles_append() -> None:
+    """Dynamo restarts this trace once (the pre-grad pass sees two graphs for one compile):
+    only the graph that was compiled leaves an entry. A new token count (1: specialised)
+    compiles again and appends."""
+    compiled = pipeline.compile_fn(hf.adapt(_model("llama")), policy="sound")
+    with torch.inference_mode():
+        compiled(torch.randint(0, _hf.VOCAB, (1, 9)))
+        assert len(compiled.reports) == len(compiled.donated) == len(compiled.lowering_reports) == 1
+        compiled(torch.randint(0, _hf.VOCAB, (1, 12)))   # same graph (dynamic tokens)
+        assert len(compiled.reports) == 1
+        compiled(torch.randint(0, _hf.VOCAB, (1, 1)))
+    assert len(compiled.reports) == len(compiled.donated) == 2
+    report = compiled.reports[0]
+    assert report.by_origin() == {"lowering": (13, 1)}
+    assert all(d.bytes and d.bytes_formula for d in report.removed + report.kept)  # symbolic tokens
+
+
+@pytest.mark.slow
+def test_grad_mode_reports_forward_and_backward_graphs_apart(caplog: pytest.LogCaptureFixture) -> None:
+    compiled = pipeline.compile_fn(hf.adapt(_model("llama").requires_grad_(True)), policy="sound")
+    compiled(inputs_embeds=torch.randn(5, TINY.hidden)).sum().backward()
+    assert len(compiled.reports) == 2
+    assert "placeholder count changed" not in caplog.text
