@@ -127,7 +127,11 @@ def run_case(case: Case, workload: Any, opts: RunOptions, plan: TimingPlan,
         if n not in specs:
             live[n].row.fail(f"unknown variant {n!r}")
 
-    # 1. build the case, its pristine inputs and the float64 reference
+    # 1. build the case, its pristine inputs and the float64 reference (a workload missing an
+    # optional package is skipped rows, with its reason)
+    unavailable = workload.unavailable() if hasattr(workload, "unavailable") else None
+    if unavailable:
+        return [lv.row.skip(unavailable) if lv.row.ok else lv.row for lv in live.values()], [], []
     try:
         built = workload.build(case.shape, case.dtype, opts.device)
         pristine = tuple(x.detach().clone() if isinstance(x, torch.Tensor) else x for x in built.inputs)

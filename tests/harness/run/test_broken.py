@@ -128,3 +128,16 @@ def test_a_workload_that_fails_to_build_becomes_failed_rows(tmp_path):
     assert (~df[df["workload"] == "broken"]["ok"]).all()
     assert df[df["workload"] == "broken"]["error"].str.startswith("build: ValueError: no such model").all()
     assert df[df["workload"] == "rms_norm"]["ok"].all()
+
+
+def test_a_workload_missing_an_optional_package_becomes_skipped_rows(tmp_path, monkeypatch):
+    """Availability is data: without transformers the real-model workloads are skipped rows
+    that carry the reason, never an import error or a failed run."""
+    from workloads import hf
+
+    monkeypatch.setattr(hf, "unavailable", lambda: "transformers is not installed")
+    result = api.run(suite="smoke", device="cpu", workloads=["hf_qwen2"], tokens=[4],
+                     variants=["eager", "cleanpass"], out=tmp_path / "run", plan=suites.PLANS["test"])
+    df = result.results
+    assert len(df) == 2 and (df["status"] == "skipped").all() and df["ok"].all()
+    assert (df["error"] == "skipped: transformers is not installed").all()
