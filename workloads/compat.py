@@ -35,15 +35,16 @@ except Exception:  # pragma: no cover - very old torch
         """Never raised: this torch has no such wrapper."""
 
 
-def compile_id() -> str | None:
-    """Dynamo's id of the compile in progress ("frame/attempt"), None outside a compile."""
+def trace_id() -> tuple[str, int] | None:
+    """Dynamo's (compile id, attempt) of the trace in progress; None outside a compile. A
+    restarted trace keeps its compile id with a higher attempt; ids repeat after a reset."""
     try:
         from torch._guards import CompileContext
 
-        cid = CompileContext.current_compile_id()
+        tid = CompileContext.current_trace_id()
     except Exception:  # pragma: no cover - private API moved
         return None
-    return None if cid is None else str(cid)
+    return None if tid is None else (str(tid.compile_id), int(tid.attempt))
 
 
 def is_backward_graph(graph: torch.fx.Graph) -> bool:

@@ -62,20 +62,40 @@ class DeclarationError(ValueError):
     """A workload's declared donated inputs differ from what its ``maybe_inplace`` calls donate."""
 
 
+class GraphLog:
+    """One entry per compiled graph, oldest first. A trace Dynamo restarts (same compile id,
+    later attempt) replaces its own entry; any other trace appends (ids repeat after a reset)."""
+
+    def __init__(self) -> None:
+        self.entries: list[Any] = []
+        self._where: dict[Any, tuple[int, int]] = {}   # key -> (attempt, index in entries)
+
+    def record(self, value: Any, key: Any = None) -> None:
+        """Record ``value`` for the current trace (``key`` tells graphs of one trace apart)."""
+        tid = compat.trace_id()
+        if tid is not None:
+            seen = self._where.get((tid[0], key))
+            if seen is not None and tid[1] > seen[0]:
+                self.entries[seen[1]] = value
+                self._where[tid[0], key] = (tid[1], seen[1])
+                return
+            self._where[tid[0], key] = (tid[1], len(self.entries))
+        self.entries.append(value)
+
+
 @dataclass
 class DonationState:
     """What the last pre-grad run recorded, read by the post-grad pass of the same graph."""
 
     donated: tuple[int, ...] = ()
     num_placeholders: int | None = None
-    # one entry per compile (Dynamo's compile id): a trace Dynamo restarts replaces its entry
-    by_compile: dict[Any, tuple[int, ...]] = field(default_factory=dict)
+    log: GraphLog = field(default_factory=GraphLog)
     warned: set[tuple[str, str]] = field(default_factory=set)
 
     @property
     def history(self) -> list[tuple[int, ...]]:
         """Donated positions per compiled graph, oldest first."""
-        return list(self.by_compile.values())
+        return self.log.entries
 
 
 def source_line(node: fx.Node) -> str:
@@ -217,7 +237,7 @@ class DonationPass(compat.CustomGraphPass):
     def __call__(self, graph: fx.Graph) -> None:
         self.state.donated = find_donations(graph, self.state.warned)
         self.state.num_placeholders = sum(1 for n in graph.nodes if n.op == "placeholder")
-        self.state.by_compile[compat.compile_id() or len(self.state.by_compile)] = self.state.donated
+        self.state.log.record(self.state.donated)
         if self.state.donated:
             log.debug("donated placeholder positions %s", self.state.donated)
 

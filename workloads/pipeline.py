@@ -100,10 +100,10 @@ class PipelinePass(compat.CustomGraphPass):
         self.state = state if state is not None else donation.DonationState()
         self.clean = cleanpass.CloneEliminationPass(policy=policy, fold=fold) if isinstance(policy, str) else None
         self.external = policy if policy is not None and not isinstance(policy, str) else None
-        # keyed by (compile id, backward?): a graph Dynamo compiles again replaces its entry
-        self._reports: dict[Any, Any] = {}
-        self._lowering_reports: dict[Any, lowering.LoweringReport] = {}
-        self._key: Any = None
+        # per compiled graph (forward and backward apart); a restarted trace replaces its entry
+        self._reports = donation.GraphLog()
+        self._lowering_reports = donation.GraphLog()
+        self._backward = False
         self.stages: list[tuple[str, Callable[[fx.Graph], None]]] = [("lowering", self._lower)]
         if policy is not None:
             self.stages.append(("cleanpass", self._cleanpass))
@@ -111,15 +111,14 @@ class PipelinePass(compat.CustomGraphPass):
     @property
     def reports(self) -> list[Any]:
         """One clone report per compiled graph (forward and backward apart), oldest first."""
-        return list(self._reports.values())
+        return self._reports.entries
 
     @property
     def lowering_reports(self) -> list[lowering.LoweringReport]:
-        return list(self._lowering_reports.values())
+        return self._lowering_reports.entries
 
     def __call__(self, graph: fx.Graph) -> None:
-        cid = compat.compile_id()
-        self._key = (cid if cid is not None else len(self._reports), compat.is_backward_graph(graph))
+        self._backward = compat.is_backward_graph(graph)
         for name, stage in self.stages:
             t0 = time.perf_counter()
             stage(graph)
@@ -127,9 +126,9 @@ class PipelinePass(compat.CustomGraphPass):
 
     def _lower(self, graph: fx.Graph) -> None:
         rep = lowering.lower_ir_ops(graph, self.providers)
-        self._lowering_reports[self._key] = rep
+        self._lowering_reports.record(rep, self._backward)
         if self.policy is None:
-            self._reports[self._key] = CountReport(rep.clones_after, rep.clones_after)
+            self._reports.record(CountReport(rep.clones_after, rep.clones_after), self._backward)
 
     def donated(self, graph: fx.Graph) -> tuple[int, ...]:
         """The donated placeholder positions for this graph (empty if they cannot be mapped)."""
@@ -145,12 +144,12 @@ class PipelinePass(compat.CustomGraphPass):
     def _cleanpass(self, graph: fx.Graph) -> None:
         donated = self.donated(graph)
         if self.external is not None:  # a pass from elsewhere takes the positions directly
-            self._reports[self._key] = self.external(graph, donated)
+            self._reports.record(self.external(graph, donated), self._backward)
             return
         assert self.clean is not None
         with cleanpass.donated_inputs(donated):
             self.clean(graph)
-        self._reports[self._key] = self.clean.reports[-1]
+        self._reports.record(self.clean.reports[-1], self._backward)
 
     def uuid(self) -> str:
         policy_key = self.external.uuid() if self.external is not None else self.policy

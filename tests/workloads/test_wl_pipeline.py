@@ -86,6 +86,8 @@ def test_external_clone_elimination_gets_the_donated_inputs() -> None:
     compiled(*ins)
     assert stage.donated and stage.donated[0] == compiled.donated[0] != ()
     assert compiled.reports[0].clones_after == wl.expected_clones["vllm"][1]
+
+
 def test_the_pipeline_runs_the_pass_users_adopt(monkeypatch: pytest.MonkeyPatch) -> None:
     """The clone-elimination stage is a cleanpass.CloneEliminationPass, and its key is the
     pipeline's: a change the pass's uuid() sees invalidates the pipeline's cache entry too."""
@@ -99,3 +101,14 @@ def test_the_pipeline_runs_the_pass_users_adopt(monkeypatch: pytest.MonkeyPatch)
     assert post.uuid() != before
     assert [a.name for a in pipeline.ARMS] == ["lowered", "vllm", "cleanpass"]
     assert pipeline.arm("cleanpass").policy == "sound" and pipeline.arm("vllm").reference
+
+
+def test_graph_log_replaces_a_restarted_trace_and_appends_the_rest(monkeypatch: pytest.MonkeyPatch) -> None:
+    from workloads import compat
+
+    log = donation.GraphLog()
+    for tid, value in ((("0/0", 0), "stale"), (("0/0", 1), "a"), (("0/0", 1), "a-backward"),
+                       (("0/1", 0), "b"), (("0/0", 0), "after-reset")):
+        monkeypatch.setattr(compat, "trace_id", lambda tid=tid: tid)
+        log.record(value, key="bw" if value.endswith("backward") else None)
+    assert log.entries == ["a", "a-backward", "b", "after-reset"]
