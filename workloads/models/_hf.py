@@ -139,6 +139,25 @@ class HFLayerViews(HFWorkload):
         return LLAMA_BLOCK.model_bytes(shape, dtype)
 
 
+def stack_workload(family: str, model_class: str, nightly_model: str) -> HFStack:
+    """The catalog entry for one family's 2-layer stack.
+
+    Clones: the first norm's ``rms_norm`` (1), each layer's rotary (2) and fused adds (2 per
+    add: 3 adds), 13 in all. Two must stay, both of the caller's ``inputs_embeds`` (kept, not
+    donated): the first norm's (the residual reads it afterwards) and the first fused add's
+    residual clone (the kernel would write it).
+    """
+    return HFStack(
+        name=f"hf_{family}",
+        description=f"transformers {model_class} ({LAYERS} layers, random weights) through workloads.hf.adapt",
+        suite_shapes=stack_shapes(nightly_model),
+        suite_dtypes={"nightly": [torch.bfloat16]},
+        expected_clones={"lowered": (13, 13), "vllm": (13, 2), "cleanpass": (13, 2)},
+        tolerance_scale=8.0,
+        family=family,
+    )
+
+
 def stack_shapes(nightly_model: str) -> dict[str, list[Shape]]:
     """Tiny dims on the CPU suites (decode and prefill token counts); real dims on nightly."""
     return {

@@ -1,21 +1,5 @@
-"""hf_qwen2: a transformers Qwen2 model (Qwen2Model, 2 decoder layers + final norm, random
-weights) through ``workloads.hf.adapt``, checked against the unmodified module in float64.
+"""hf_qwen2: a transformers Qwen2Model (2 decoder layers + final norm, random weights) through
+``workloads.hf.adapt``, checked against the unmodified module in float64 (see ``_hf``)."""
+from workloads.models._hf import stack_workload
 
-Clones (2 layers): the first norm's ``rms_norm`` (1), each layer's rotary (2) and fused adds
-(2 per add: 3 adds), 13 in all. Two must stay, both of the caller's ``inputs_embeds`` (kept,
-not donated): the first norm's (the residual reads it afterwards) and the first fused add's
-residual clone (the kernel would write it).
-"""
-import torch
-
-from workloads.models._hf import HFStack, stack_shapes
-
-WORKLOAD = HFStack(
-    name="hf_qwen2",
-    description="transformers Qwen2Model (2 layers, random weights) through workloads.hf.adapt",
-    suite_shapes=stack_shapes("qwen2.5-32b"),
-    suite_dtypes={"nightly": [torch.bfloat16]},
-    expected_clones={"lowered": (13, 13), "vllm": (13, 2), "cleanpass": (13, 2)},
-    tolerance_scale=8.0,
-    family="qwen2",
-)
+WORKLOAD = stack_workload("qwen2", "Qwen2Model", "qwen2.5-32b")
