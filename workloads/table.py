@@ -156,6 +156,41 @@ def clone_table(counts: Counts) -> str:
     return "\n".join(lines)
 
 
+def real_model_table(suite: str = "test") -> str:
+    """Markdown: per transformers family, clones left per policy on the whole graph (from the
+    caller's embeddings, and from token ids), split at attention (vLLM's pieces, donated as the
+    model code declares, and not), and the largest error against transformers in float64."""
+    from workloads import hf, piecewise
+    from workloads.models import _hf
+
+    lines = ["| family | whole graph: lowered / vllm / cleanpass | from token ids (cleanpass) "
+             "| pieces, donated | pieces, not donated | max abs err vs transformers (float64) |",
+             "|---|---|---|---|---|---|"]
+    for family in hf.FAMILIES:
+        wl = catalog.get(f"hf_{family}")
+        if wl.unavailable():
+            continue
+        shape = wl.shapes(suite)[0]
+        runs = {v: selfcheck.compile_run(wl, shape, v) for v in VARIANTS}
+        err = max(float((o.double() - r).abs().max()) for o, r in
+                  zip(runs["cleanpass"].outputs, selfcheck.as_tuple(runs["cleanpass"].built.reference())))
+        model = _hf.make_model(family, shape.dims, _hf.LAYERS, torch.float32, "cpu")
+        ids = torch.randint(0, _hf.VOCAB, (1, shape.num_tokens), generator=torch.Generator().manual_seed(0))
+        whole = pipeline.compile_fn(hf.adapt(model), policy="sound")
+        with torch.inference_mode():
+            whole(ids)
+        pieces = {d: piecewise.compile_piecewise(hf.adapt(model), (ids,), "sound", donated=d) for d in (True, False)}
+
+        def per_piece(pw: piecewise.Piecewise) -> str:
+            return f"{pw.clones[1]} of {pw.clones[0]} ({' + '.join(str(p.clones_after) for p in pw.pieces)})"
+
+        counts = " / ".join(f"{runs[v].clones[1]}" for v in VARIANTS)
+        rep = whole.reports[-1]
+        lines.append(f"| `{family}` | {runs['lowered'].clones[0]} -> {counts} | {rep.clones_before} -> "
+                     f"{rep.clones_after} | {per_piece(pieces[True])} | {per_piece(pieces[False])} | {err:.2g} |")
+    return "\n".join(lines)
+
+
 def shapes_table() -> str:
     """Markdown: per workload and suite, the models and token counts (dtypes in brackets)."""
     lines = ["| workload | " + " | ".join(catalog.SUITES) + " |", "|---|" + "---|" * len(catalog.SUITES)]
@@ -187,9 +222,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--suite", default="test")
     p.add_argument("--out", default="-", help="file to write, '-' for stdout")
+    p.add_argument("--real-models", action="store_true", help="only the transformers families' table")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    text = render(measure(sorted(catalog.all_workloads()), a.suite), a.suite)
+    if a.real_models:
+        text = real_model_table(a.suite) + "\n"
+    else:
+        text = render(measure(sorted(catalog.all_workloads()), a.suite), a.suite)
     if a.out == "-":
         sys.stdout.write(text)
     else:
