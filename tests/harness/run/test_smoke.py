@@ -83,7 +83,8 @@ def test_every_variant_but_the_reference_pass_is_ok(run):
     bad = df[~df["ok"] & ~reference]
     assert bad.empty, bad[["workload", "num_tokens", "variant", "error"]].to_string()
     vllm_bad = df[~df["ok"] & reference]
-    assert vllm_bad["error"].str.contains("reference|bit-identical").all()
+    # its holes: wrong values, or a kept input overwritten (hf_llama_layer_views)
+    assert vllm_bad["error"].str.contains("reference|bit-identical|non-donated inputs written").all()
 
 
 def test_failures_are_read_against_the_workloads_predictions(run, catalog):
