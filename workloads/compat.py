@@ -60,6 +60,11 @@ def backend_cause(failure: BaseException) -> BaseException | None:
 OpOverload = torch._ops.OpOverload
 OpOverloadPacket = torch._ops.OpOverloadPacket
 
+#: Call targets of scaled-dot-product attention in a Dynamo graph (the public name and the
+#: C binding it may be recorded as).
+ATTENTION_TARGETS = frozenset({torch.nn.functional.scaled_dot_product_attention,
+                               torch._C._nn.scaled_dot_product_attention})
+
 
 def op_namespace_and_name(target: Any) -> tuple[str, str] | None:
     """``("cleanpass_ir", "rms_norm")`` for any overload or the packet of an op; None otherwise."""

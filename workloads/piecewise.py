@@ -12,15 +12,11 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import fx, nn
 from torch.fx.passes.split_module import split_module
 
 from workloads import compat, pipeline
 from workloads.ir import ir_op_of, is_maybe_inplace
-
-ATTENTION = (F.scaled_dot_product_attention, torch._C._nn.scaled_dot_product_attention)
-
 
 @dataclass
 class PieceReport:
@@ -72,7 +68,7 @@ def split_at_attention(gm: fx.GraphModule) -> fx.GraphModule:
     seen = 0
     partition: dict[fx.Node, int] = {}
     for node in gm.graph.nodes:
-        if node.op == "call_function" and node.target in ATTENTION:
+        if node.op == "call_function" and node.target in compat.ATTENTION_TARGETS:
             seen += 1
             partition[node] = 2 * seen - 1
         elif node.op not in ("placeholder", "output"):
@@ -106,7 +102,7 @@ def compile_piecewise(fn: Callable[..., Any], args: Sequence[Any], policy: str |
     split = split_at_attention(gm)
     compiled: dict[str, pipeline.Compiled] = {}
     for name, piece in list(split.named_children()):
-        if not any(n.op == "call_function" and n.target in ATTENTION for n in piece.graph.nodes):
+        if not any(n.op == "call_function" and n.target in compat.ATTENTION_TARGETS for n in piece.graph.nodes):
             piece = piece if donated else _functional_only(piece)
             compiled[name] = pipeline.compile_fn(piece, policy=policy, dynamic=False)
             setattr(split, name, _Compiled(compiled[name]))
