@@ -20,12 +20,16 @@ from workloads.ir import ir_op_of, is_maybe_inplace
 
 @dataclass
 class PieceReport:
-    """Clones of one compiled piece (``name`` is the split submodule, ``submod_<i>``)."""
+    """Clones of one compiled piece (``name`` is the split submodule, ``submod_<i>``).
+
+    ``kept``: clones elimination could not remove (those left, plus those cleanpass folded into
+    out-of-place kernels): what donating the piece's inputs changes."""
 
     name: str
     clones_before: int
     clones_after: int
     donated: tuple[int, ...]
+    kept: int = 0
 
 
 @dataclass
@@ -45,8 +49,8 @@ class Piecewise:
 
     @property
     def clones(self) -> tuple[int, int]:
-        """(before, after) summed over the pieces."""
-        return (sum(p.clones_before for p in self.pieces), sum(p.clones_after for p in self.pieces))
+        """(before, kept by elimination) summed over the pieces."""
+        return (sum(p.clones_before for p in self.pieces), sum(p.kept for p in self.pieces))
 
 
 def dynamo_graph(fn: Callable[..., Any], *args: Any) -> tuple[fx.GraphModule, list[Any]]:
@@ -111,5 +115,6 @@ def compile_piecewise(fn: Callable[..., Any], args: Sequence[Any], policy: str |
     result = Piecewise(split, flat)
     for name, c in compiled.items():
         rep = c.reports[-1]
-        result.pieces.append(PieceReport(name, rep.clones_before, rep.clones_after, c.donated[-1]))
+        kept = rep.clones_after + len(getattr(rep, "folded", ()))
+        result.pieces.append(PieceReport(name, rep.clones_before, rep.clones_after, c.donated[-1], kept))
     return result

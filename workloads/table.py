@@ -76,11 +76,12 @@ copies that stay; with one token (decode) q's clone is removed outright
 it drops q's clone although the base qk is read afterwards, so that variant's results are wrong
 (`expected_wrong`).
 `hf_llama`/`hf_qwen2`/`hf_mistral` (2 decoder layers from the caller's `inputs_embeds`) keep the
-2 clones of that kept input and lose the 11 of activations; every clone there comes from the
+2 clones of that kept input (folded) and lose the 11 of activations; every clone there comes from the
 lowering (the adapter's attention needs no kv-head copies). `hf_llama_layer_views` is the view
 hole on real model code: the functional norm on `hidden.view(-1, H)` of a kept input, whose
 clone the `vllm` policy drops, so the kernel overwrites the caller's hidden and residual (outputs
-right, inputs destroyed); cleanpass keeps those 2.
+right, inputs destroyed); cleanpass keeps those 2 (folded). The `hf_*` workloads are not in the
+`smoke` suite (CI's gate; minutes of compile on 2 cores): `tests/workloads/test_wl_hf.py` runs them.
 """
 
 
@@ -182,7 +183,7 @@ def real_model_table(suite: str = "test") -> str:
         pieces = {d: piecewise.compile_piecewise(hf.adapt(model), (ids,), "sound", donated=d) for d in (True, False)}
 
         def per_piece(pw: piecewise.Piecewise) -> str:
-            return f"{pw.clones[1]} of {pw.clones[0]} ({' + '.join(str(p.clones_after) for p in pw.pieces)})"
+            return f"{pw.clones[1]} of {pw.clones[0]} ({' + '.join(str(p.kept) for p in pw.pieces)})"
 
         counts = " / ".join(f"{runs[v].clones[1]}" for v in VARIANTS)
         rep = whole.reports[-1]
@@ -200,6 +201,9 @@ def shapes_table() -> str:
             by_model: dict[str, list[int]] = {}
             for sh in wl.shapes(suite):
                 by_model.setdefault(sh.model or str(sh.hidden), []).append(sh.num_tokens)
+            if not by_model:
+                cells.append("-")
+                continue
             dts = ",".join(str(d).removeprefix("torch.") for d in wl.dtypes(suite))
             cells.append("; ".join(f"{m} T={'/'.join(map(str, ts))}" for m, ts in by_model.items()) + f" [{dts}]")
         lines.append(f"| `{name}` | " + " | ".join(cells) + " |")

@@ -136,7 +136,7 @@ def test_a_workload_missing_an_optional_package_becomes_skipped_rows(tmp_path, m
     from workloads import hf
 
     monkeypatch.setattr(hf, "unavailable", lambda: "transformers is not installed")
-    result = api.run(suite="smoke", device="cpu", workloads=["hf_qwen2"], tokens=[4],
+    result = api.run(suite="default", device="cpu", workloads=["hf_qwen2"], tokens=[4],
                      variants=["eager", "cleanpass"], out=tmp_path / "run", plan=suites.PLANS["test"])
     df = result.results
     assert len(df) == 2 and (df["status"] == "skipped").all() and df["ok"].all()
