@@ -131,7 +131,7 @@ def run_case(case: Case, workload: Any, opts: RunOptions, plan: TimingPlan,
     # optional package is skipped rows, with its reason)
     unavailable = workload.unavailable() if hasattr(workload, "unavailable") else None
     if unavailable:
-        return [lv.row.skip(unavailable) if lv.row.ok else lv.row for lv in live.values()], [], []
+        return [lv.row.skip(unavailable) if lv.row.ok else lv.row for lv in live.values()], [], [], []
     try:
         built = workload.build(case.shape, case.dtype, opts.device)
         pristine = tuple(x.detach().clone() if isinstance(x, torch.Tensor) else x for x in built.inputs)
