@@ -36,10 +36,11 @@ def test_vllm_policy_breaks_when_the_base_of_a_view_is_read(compiled_run) -> Non
 
 
 def test_reports_tell_the_lowerings_clones_from_the_models(compiled_run) -> None:  # noqa: ANN001
-    """llama_block: 8 clones from the lowering (4 kept: the inputs', rotary's layout changes)
-    and 2 of the model's own (the kv-head expansion copies, layout changes, kept)."""
+    """llama_block: 8 clones from the lowering (4 not removed: the inputs', rotary's layout
+    changes; all 4 folded) and 2 of the model's own (the kv-head expansion copies, kept)."""
     report = compiled_run("llama_block", "cleanpass").compiled.reports[-1]
-    assert report.by_origin() == {"lowering": (8, 4), "model": (2, 2)}
+    assert report.by_origin() == {"lowering": (8, 0), "model": (2, 2)}
+    assert {d.origin for d in report.folded} == {"lowering"} and len(report.folded) == 4
 
 
 def test_rotary_clones_kept_exactly_where_needed(compiled_run) -> None:  # noqa: ANN001
