@@ -56,7 +56,7 @@ model = transformers.LlamaForCausalLM(config).eval()          # random weights, 
 compiled = pipeline.compile_fn(hf.adapt(model), policy="sound")
 with torch.inference_mode():                                  # donation needs autograd off
     logits = compiled(torch.randint(0, 128, (1, 16)))           # [16, vocab]
-print(compiled.reports[-1].summary(), compiled.reports[-1].by_origin())
+report = compiled.reports[-1]  # .summary(): "sound: removed 12, folded 1 of 13 clones in ... ms (kept: none)"
 ```
 
 A donation the program cannot honour (a donated tensor read again, `maybe_inplace` under
