@@ -100,6 +100,9 @@ def add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress line")
     p.add_argument("--attribution", action="store_true",
                    help="profile every variant: kernel time per class into attribution.parquet")
+    p.add_argument("--cpu-threads", type=int, default=api.CPU_THREADS, metavar="N",
+                   help="torch intra-op threads on CPU (default %(default)s: OpenMP barriers on a "
+                        "shared machine turn microseconds into milliseconds; 0 = torch's default)")
     p.set_defaults(func=cmd_run)
 
 
@@ -109,7 +112,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         result = api.run(suite=args.suite, device=args.device, workloads=_split(args.workloads),
                          dtypes=_split(args.dtypes), tokens=args.tokens, variants=_split(args.variants),
                          shard=args.shard, out=args.out, results_root=args.results_root,
-                         progress=ProgressLine(enabled=not args.no_progress), attribution=args.attribution)
+                         progress=ProgressLine(enabled=not args.no_progress), attribution=args.attribution,
+                         cpu_threads=args.cpu_threads or None)
     except (ValueError, KeyError, FileExistsError, RuntimeError) as e:
         print(f"harness run: {e}", file=sys.stderr)
         return EXIT_USAGE

@@ -1,11 +1,14 @@
 """``harness.run.api.run``: the whole run as one function (the CLI and tests call this)."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
+
+import torch
 
 import pandas as pd
 
@@ -36,18 +39,52 @@ def load_workloads() -> dict[str, Any]:
     return dict(catalog.all_workloads())
 
 
+#: CPU runs time single-threaded. Inductor's C++ kernels open an OpenMP parallel region on
+#: every call; on a shared machine the barrier waits for a descheduled thread, and a 20 us
+#: kernel measures as 20 ms (seen on the 2-core CI VM under load). One thread is what a CPU
+#: run can time honestly; pass ``cpu_threads=None`` (``--cpu-threads 0``) for torch's default.
+CPU_THREADS = 1
+
+
+@contextlib.contextmanager
+def _intra_op_threads(n: int | None) -> Iterator[None]:
+    """torch's intra-op thread count set to ``n`` for the block (set before any compile, so
+    Inductor generates its kernels for it), restored after."""
+    if not n:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def run(suite: str = "smoke", device: str = "auto", workloads: Sequence[str] | None = None,
         dtypes: Sequence[str] | None = None, tokens: Sequence[int] | None = None,
         variants: Sequence[str] | None = None, shard_spec: str | None = None, shard: str | None = None,
         out: str | Path | None = None, results_root: str | Path = "results/runs",
         progress: runner.Progress | None = None, catalog: dict[str, Any] | None = None,
-        plan: suites.TimingPlan | None = None, attribution: bool = False) -> RunResult:
-    """Run a suite end to end and write its run directory; returns what was written."""
-    t0 = time.perf_counter()
-    shard_spec = shard_spec or shard
+        plan: suites.TimingPlan | None = None, attribution: bool = False,
+        cpu_threads: int | None = CPU_THREADS) -> RunResult:
+    """Run a suite end to end and write its run directory; returns what was written.
+
+    ``cpu_threads``: torch's intra-op threads for a CPU run (None: leave torch's setting).
+    """
     if suite not in suites.PLANS and suite != kernel_suite.SUITE:
         raise ValueError(f"unknown suite {suite!r}")
     dev = envmod.resolve_device(device)
+    with _intra_op_threads(cpu_threads if dev == "cpu" else None):
+        return _run(suite, dev, workloads, dtypes, tokens, variants, shard_spec or shard, out,
+                    results_root, progress, catalog, plan, attribution)
+
+
+def _run(suite: str, dev: str, workloads: Sequence[str] | None, dtypes: Sequence[str] | None,
+         tokens: Sequence[int] | None, variants: Sequence[str] | None, shard_spec: str | None,
+         out: str | Path | None, results_root: str | Path, progress: runner.Progress | None,
+         catalog: dict[str, Any] | None, plan: suites.TimingPlan | None, attribution: bool) -> RunResult:
+    t0 = time.perf_counter()
     if suite == kernel_suite.SUITE:
         return _run_kernels(dev, dtypes, tokens, out, results_root, t0)
     catalog = catalog if catalog is not None else load_workloads()

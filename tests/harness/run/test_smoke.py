@@ -156,3 +156,18 @@ def test_files_are_present_and_read_back(run):
     assert len(samples) == int(timed["block_count"].sum())
     bench = json.loads((d / "benchmark.json").read_text())
     assert len(bench["benchmarks"]) == len(timed) and {"machine_info", "commit_info"} <= set(bench)
+
+
+def test_cpu_runs_are_timed_single_threaded_and_leave_torch_as_they_found_it(run):
+    """OpenMP barriers on a shared CPU turn microsecond kernels into milliseconds (docs/timing.md)."""
+    import torch
+
+    assert run.env["torch_num_threads"] == api.CPU_THREADS == 1
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        with api._intra_op_threads(1):
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
