@@ -33,8 +33,8 @@ Rules, numbered as in the README and the tests:
    extra time, at the run's denominator median, exceeds ``floor_us``; WARN when only the point
    is. A ratio whose upper bound falls below ``reference / (1 + threshold)`` is a NOTE: a gain
    landed, refresh with ``--ratchet`` to hold it.
-6. **Versions.** When torch, Triton, the driver or CUDA differ between the baseline and the
-   run, timings are not comparable: every latency and ratio REGRESSION/WARN becomes a NOTE
+6. **Versions.** When torch, Triton, the driver, CUDA, vLLM (the ``vllm_real`` variant's pass)
+   or the CPU run's thread count differ between the baseline and the run, timings are not comparable: every latency and ratio REGRESSION/WARN becomes a NOTE
    that says so, and one NOTE names the change (refresh the baseline). Contracts still gate.
 
 Exit code: 1 if any REGRESSION, else 0 (WARN and NOTE do not fail).
@@ -51,7 +51,7 @@ import pandas as pd
 
 from harness.judge import ratios as ratiomod
 from harness.judge.stats import DEFAULT_BOOTSTRAP, DEFAULT_CONFIDENCE, TooFewSamples, ratio_ci
-from harness.store.baseline import InputError, RunData
+from harness.store.baseline import STACK_KEYS, InputError, RunData
 from harness.store.results import ROW_KEY, Status
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,6 @@ FLAG_RULES = {
 #: Flags that are a contract only on rows that carry a promise (rule 3); elsewhere observations.
 PROMISED_FLAGS = {"bitwise_equal": "bitwise_partner"}
 #: env keys whose change makes timings incomparable (rule 6).
-VERSION_KEYS = ("torch", "triton", "driver", "cuda")
 #: metrics judged on timings: rule 6 turns their findings into notes.
 TIMED_PREFIXES = ("latency_us_p50", "ratio ")
 DTYPE_SHORT = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32", "float64": "fp64"}
@@ -315,7 +314,7 @@ def latency_finding(
 def version_changes(baseline: RunData, run: RunData) -> list[str]:
     """Rule 6: ``torch 2.12.0 -> 2.13.0`` for every version key that differs."""
     out = []
-    for k in VERSION_KEYS:
+    for k in STACK_KEYS:
         b, r = baseline.env.get(k), run.env.get(k)
         if (b or None) != (r or None):
             out.append(f"{k} {b or 'none'} -> {r or 'none'}")

@@ -9,7 +9,7 @@ in the parquet schema metadata under the key ``cleanpass.baseline`` as JSON
 any sidecar file. One file means a baseline cannot lose its samples on the way to review.
 
 Format 2 adds ``provenance`` (why the baseline was refreshed, from which commit, on which
-torch/Triton/driver/CUDA) and ``ratio_hold`` (the ratchet: per case and denominator the best
+torch/Triton/driver/CUDA/vLLM, CPU threads) and ``ratio_hold`` (the ratchet: per case and denominator the best
 ``cleanpass`` ratio landed so far). Format 1 files (no provenance) still load; their
 provenance reads as unknown.
 
@@ -37,8 +37,9 @@ log = logging.getLogger(__name__)
 
 FORMAT = 2
 READABLE_FORMATS = (1, 2)
-#: env keys recorded as the baseline's software stack (a change invalidates timings).
-STACK_KEYS = ("torch", "triton", "driver", "cuda")
+#: env keys recorded as the baseline's software stack (a change invalidates timings): vllm times
+#: the vllm_real variant; a CPU run's thread count changes every CPU latency.
+STACK_KEYS = ("torch", "triton", "driver", "cuda", "vllm", "torch_num_threads")
 META_KEY = b"cleanpass.baseline"
 
 #: Columns the gate and the report cannot work without (docs/results-schema.md).

@@ -100,7 +100,7 @@ def make_env(device: str = "cuda", device_name: str = H100, utc: str = "2026-11-
         "device": device, "device_name": device_name, "peak_gbps_measured": peak_gbps,
         "torch": "2.13.0", "triton": "3.9.0", "python": "3.11", "commit": "abc1234",
         "dirty": False, "utc": utc, "suite": suite, "driver": "", "cuda": "", "clocks": "",
-        "hostname": "synth", "cpu_count": 2,
+        "hostname": "synth", "cpu_count": 2, "vllm": None, "torch_num_threads": 1,
         "variants": [info.to_json() for info in variants.declarations()],
     }
 

@@ -130,6 +130,18 @@ def test_version_change_turns_timing_findings_into_notes(tmp_path):
     assert any(f.key is None and f.metric.startswith("versions changed") for f in res.findings)
 
 
+def test_a_new_vllm_or_cpu_thread_count_also_makes_timings_notes(tmp_path):
+    base = load_run(_run(tmp_path / "base", seed=1))
+    for key, value, said in (("vllm", "0.34.0", "vllm none -> 0.34.0"),
+                             ("torch_num_threads", 2, "torch_num_threads 1 -> 2")):
+        slow = load_run(_run(tmp_path / key, seed=3, slowdown={"cleanpass": 1.5}))
+        slow.env[key] = value
+        res = gate(base, slow)
+        assert res.exit_code == 0, key
+        timing = [f for f in res.findings if f.metric.startswith(("ratio ", "latency_us_p50"))]
+        assert timing and all(f.level is Level.NOTE and said in f.reason for f in timing), key
+
+
 def test_version_change_keeps_contracts_gated(tmp_path):
     base = load_run(_run(tmp_path / "base", seed=1))
     run = load_run(_run(tmp_path / "run", seed=2))
@@ -148,7 +160,8 @@ def test_refresh_records_reason_commit_and_versions_and_the_gate_prints_them(tmp
     assert code == 0
     prov = load_baseline(out).extra["provenance"]
     assert prov["reason"] == "rotary_views now keeps its clone"
-    assert prov["versions"] == {"torch": "2.13.0", "triton": "3.9.0", "driver": "", "cuda": ""}
+    assert prov["versions"] == {"torch": "2.13.0", "triton": "3.9.0", "driver": "", "cuda": "",
+                                "vllm": None, "torch_num_threads": 1}
     assert prov["commit"] and prov["run_commit"] == "abc1234"  # synthetic env's commit
     code, lines = call("gate", "--baseline", out, "--run", run)
     assert code == 0
