@@ -10,9 +10,10 @@ from typing import Any, Callable
 import torch
 from torch._inductor.custom_graph_pass import CustomGraphPass as CustomGraphPassBase  # torch >= 2.6
 from torch._ops import HigherOrderOperator, OpOverload
+from torch.utils._python_dispatch import TorchDispatchMode  # torch >= 2.0; verify's poisoning
 from torch.utils._pytree import tree_leaves
 
-__all__ = ["AUTO_FUNCTIONALIZED_V1", "CustomGraphPassBase", "HigherOrderOperator", "OpOverload",
+__all__ = ["AUTO_FUNCTIONALIZED_V1", "CustomGraphPassBase", "HigherOrderOperator", "OpOverload", "TorchDispatchMode",
            "is_functional_triton_wrapper", "functional_hops", "size_hint", "statically_equal", "storage_key",
            "tensors_overlap", "tree_leaves"]
 

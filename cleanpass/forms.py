@@ -17,8 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Mapping, Union
 
-import torch
 from torch.fx import Node
+
+from ._compat import OpOverload
 
 Overwrites = Union[bool, Callable[[Node], bool]]
 
@@ -27,8 +28,8 @@ Overwrites = Union[bool, Callable[[Node], bool]]
 class OutOfPlaceForm:
     """An in-place kernel and its out-of-place form (see the module docstring)."""
 
-    inplace: torch._ops.OpOverload
-    out_of_place: torch._ops.OpOverload
+    inplace: OpOverload
+    out_of_place: OpOverload
     outputs: tuple[tuple[str, str], ...]  # (mutated argument, output argument), schema order
     overwrites: tuple[tuple[str, Overwrites], ...]
     any_input_layout: bool  # the kernel reads input strides at run time
@@ -42,14 +43,14 @@ class OutOfPlaceForm:
         return bool(verdict(call)) if callable(verdict) else bool(verdict)
 
 
-_FORMS: dict[torch._ops.OpOverload, OutOfPlaceForm] = {}
+_FORMS: dict[OpOverload, OutOfPlaceForm] = {}
 
 
-def _argument_names(op: torch._ops.OpOverload) -> list[str]:
+def _argument_names(op: OpOverload) -> list[str]:
     return [argument.name for argument in op._schema.arguments]
 
 
-def register_out_of_place(inplace: torch._ops.OpOverload, out_of_place: torch._ops.OpOverload,
+def register_out_of_place(inplace: OpOverload, out_of_place: OpOverload,
                           outputs: Mapping[str, str], overwrites: Mapping[str, Overwrites] | None = None,
                           any_input_layout: bool = False) -> OutOfPlaceForm:
     """Declare `out_of_place` as the out-of-place form of the in-place kernel `inplace`.
@@ -76,4 +77,4 @@ def register_out_of_place(inplace: torch._ops.OpOverload, out_of_place: torch._o
 
 def out_of_place_form(target: object) -> OutOfPlaceForm | None:
     """The registered form of a node target, if any."""
-    return _FORMS.get(target) if isinstance(target, torch._ops.OpOverload) else None
+    return _FORMS.get(target) if isinstance(target, OpOverload) else None

@@ -15,9 +15,8 @@ from typing import Any, Sequence
 
 import torch
 from torch.fx import GraphModule
-from torch.utils._python_dispatch import TorchDispatchMode
 
-from ._compat import size_hint, tree_leaves
+from ._compat import TorchDispatchMode, size_hint, tree_leaves
 
 _INT_VIEW = {1: torch.int8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
 
