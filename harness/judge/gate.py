@@ -12,7 +12,7 @@ Rules, numbered as in the README and the tests:
    purpose if that was intended; with ``--partial`` it is a NOTE); a run row with no baseline
    row is a NOTE.
 3. **Contracts** (hold on every machine; gated exactly, no tolerance): ``clones_after``,
-   ``kernels``, ``bytes_accessed`` must not grow; ``ok`` must not turn false; and
+   ``kernels``, ``bytes_accessed``, ``bytes_exact`` must not grow; ``ok`` must not turn false; and
    ``bitwise_equal`` must not turn false on rows that promise bit-equality with a partner
    (``bitwise_partner`` set: ``cleanpass`` and ``vllm`` against ``lowered``, since the pass may
    not change a single bit).
@@ -63,6 +63,7 @@ GROW_RULES = {
     "clones_after": "the pass left a clone it used to remove",
     "kernels": "more kernels launched than in the baseline",
     "bytes_accessed": "the compiled code moves more bytes than in the baseline",
+    "bytes_exact": "the compiled code moves more bytes than in the baseline (exact count)",
 }
 #: metric -> what it means when it turns false.
 FLAG_RULES = {

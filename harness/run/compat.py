@@ -6,13 +6,17 @@ other harness module goes through these helpers so a moved API breaks one functi
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
-from typing import Any, Iterator
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 from torch.utils._pytree import tree_leaves
 
-__all__ = ["BytesCounter", "capture_generated_code", "count_inductor_bytes", "measurement_config",
+__all__ = ["BytesCounter", "SchedulerKernel", "capture_compiled_modules", "capture_generated_code",
+           "poisoned_wrapper_allocations", "count_inductor_bytes", "measurement_config",
            "reset_dynamo", "tree_leaves"]
 
 log = logging.getLogger(__name__)
@@ -51,10 +55,113 @@ def capture_generated_code(sink: list[str]) -> Iterator[None]:
             GraphLowering.save_output_code = previous  # type: ignore[assignment]
 
 
-class BytesCounter:
-    """Holds Inductor's ``num_bytes_accessed`` for the graphs compiled inside ``count_bytes``."""
+@contextlib.contextmanager
+def capture_compiled_modules(sink: list[ModuleType]) -> Iterator[None]:
+    """Append every Python module Inductor loads inside the block to ``sink`` (the generated
+    wrappers whose ``call`` allocates the graph's buffers).
 
-    value: int | None = None
+    We wrap ``PyCodeCache.load_by_key_path``, which loads each wrapper (a module whose source was
+    loaded before comes back from its cache, and is recorded too); fallback: nothing recorded,
+    so the compiled code's allocations go unpoisoned.
+    """
+    try:
+        from torch._inductor.codecache import PyCodeCache
+    except Exception:  # pragma: no cover - layout changed
+        yield
+        return
+    original = PyCodeCache.__dict__.get("load_by_key_path")
+    if original is None:  # pragma: no cover - renamed
+        log.warning("PyCodeCache.load_by_key_path missing on torch %s: compiled allocations unpoisoned",
+                    torch.__version__)
+        yield
+        return
+    load = PyCodeCache.load_by_key_path
+
+    def load_by_key_path(cls: Any, *args: Any, **kwargs: Any) -> Any:
+        module = load(*args, **kwargs)
+        sink.append(module)
+        return module
+
+    PyCodeCache.load_by_key_path = classmethod(load_by_key_path)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        PyCodeCache.load_by_key_path = original  # type: ignore[assignment]
+
+
+#: Names Inductor's generated wrappers bind their buffer allocators to (module globals).
+WRAPPER_ALLOCATORS = ("empty_strided_cpu", "empty_strided_cuda", "empty_strided_xpu", "empty_strided_mtia",
+                      "empty_strided_cpu_pinned", "empty_strided")
+
+
+@contextlib.contextmanager
+def poisoned_wrapper_allocations(modules: Sequence[ModuleType],
+                                 poison: Callable[[torch.Tensor], Any]) -> Iterator[int]:
+    """Inside the block, every buffer the generated wrappers in ``modules`` allocate comes back
+    passed through ``poison``; yields how many allocators were wrapped.
+
+    Inductor's wrappers allocate with ``torch._C._dynamo.guards._empty_strided_<device>``, bound
+    to module globals; that fast path bypasses ``torch.utils.deterministic.
+    fill_uninitialized_memory`` (checked on torch 2.13), and a dispatch mode would make Dynamo
+    run the function uncompiled. So we rebind those globals for the block and restore them
+    after: the timed calls run the original allocators.
+    """
+    patched: list[tuple[ModuleType, str, Any]] = []
+    seen: set[int] = set()
+    for module in modules:
+        if id(module) in seen:
+            continue
+        seen.add(id(module))
+        for name in WRAPPER_ALLOCATORS:
+            allocate = module.__dict__.get(name)
+            if allocate is None:
+                continue
+            setattr(module, name, _poisoning(allocate, poison))
+            patched.append((module, name, allocate))
+    try:
+        yield len(patched)
+    finally:
+        for module, name, allocate in reversed(patched):
+            setattr(module, name, allocate)
+
+
+def _poisoning(allocate: Callable[..., torch.Tensor], poison: Callable[[torch.Tensor], Any]
+               ) -> Callable[..., torch.Tensor]:
+    def allocate_poisoned(*args: Any, **kwargs: Any) -> torch.Tensor:
+        out = allocate(*args, **kwargs)
+        if out.numel():
+            poison(out)
+        return out
+    return allocate_poisoned
+
+
+@dataclass(frozen=True)
+class SchedulerKernel:
+    """One node of Inductor's scheduler, as its byte counter saw it.
+
+    ``inductor_bytes``: what Inductor charged it (``get_read_write_buffers_sizes``). For an
+    extern/fallback kernel, ``target`` is the op it calls and ``args``/``kwargs`` its arguments
+    in schema order, each tensor argument as a meta tensor with the size and strides of the
+    view the kernel is handed, at the compile's size hints; None/empty otherwise.
+    """
+
+    name: str
+    inductor_bytes: int
+    target: Any = None
+    args: tuple = ()
+    kwargs: Any = None
+
+
+class BytesCounter:
+    """What Inductor counted for the graphs compiled inside ``count_inductor_bytes``.
+
+    ``value``: the sum of ``num_bytes_accessed``. ``graphs``: per compiled graph, its scheduler
+    nodes (``SchedulerKernel``), or None where they could not be read on this torch.
+    """
+
+    def __init__(self) -> None:
+        self.value: int | None = None
+        self.graphs: list[list[SchedulerKernel] | None] = []
 
 
 @contextlib.contextmanager
@@ -63,7 +170,9 @@ def count_inductor_bytes() -> Iterator[BytesCounter]:
 
     Inductor fills ``metrics.num_bytes_accessed`` only when the ``inductor_metrics`` artifact
     logger is enabled. Turning it on through ``torch._logging.set_logs`` prints every graph's
-    metrics, so we enable just that logger, silenced; fallback: ``set_logs``.
+    metrics, so we enable just that logger, silenced; fallback: ``set_logs``. While it is on,
+    Inductor calls ``GraphLowering.count_bytes`` once per graph; we wrap it to also record the
+    scheduler's nodes (``BytesCounter.graphs``).
     """
     counter = BytesCounter()
     try:
@@ -86,7 +195,8 @@ def count_inductor_bytes() -> Iterator[BytesCounter]:
             pass
     start = int(getattr(metrics, "num_bytes_accessed", 0) or 0)
     try:
-        yield counter
+        with _recording_scheduler_nodes(counter.graphs):
+            yield counter
     finally:
         end = int(getattr(metrics, "num_bytes_accessed", 0) or 0)
         counter.value = end - start
@@ -95,6 +205,74 @@ def count_inductor_bytes() -> Iterator[BytesCounter]:
             logger.propagate = saved[1]
             logger.handlers = saved[2]
             logger.disabled = saved[3]
+
+
+@contextlib.contextmanager
+def _recording_scheduler_nodes(sink: list[list[SchedulerKernel] | None]) -> Iterator[None]:
+    """Wrap ``GraphLowering.count_bytes`` to append each graph's scheduler nodes to ``sink``."""
+    try:
+        from torch._inductor.graph import GraphLowering
+    except Exception:  # pragma: no cover - layout changed
+        yield
+        return
+    original = GraphLowering.__dict__.get("count_bytes")
+    if original is None:  # pragma: no cover - renamed: no per-kernel records
+        log.warning("GraphLowering.count_bytes missing on torch %s: no exact bytes", torch.__version__)
+        yield
+        return
+
+    def count_bytes(graph: Any) -> Any:
+        result = original(graph)
+        try:
+            sink.append([_scheduler_kernel(graph, node) for node in graph.scheduler.nodes])
+        except Exception:  # noqa: BLE001 - a moved private detail costs the exact count only
+            log.warning("cannot read Inductor's scheduler nodes on torch %s", torch.__version__,
+                        exc_info=True)
+            sink.append(None)
+        return result
+
+    GraphLowering.count_bytes = count_bytes  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        GraphLowering.count_bytes = original  # type: ignore[assignment]
+
+
+def _scheduler_kernel(graph: Any, node: Any) -> SchedulerKernel:
+    ir_node = getattr(node, "node", None)
+    target = getattr(ir_node, "op_overload", None)
+    unflatten = getattr(ir_node, "unflatten_args", None)
+    name = str(node.get_name())
+    counted = int(node.get_read_write_buffers_sizes())
+    if target is None or unflatten is None:
+        return SchedulerKernel(name, counted)
+    args, kwargs = unflatten(ir_node.inputs, ir_node.constant_args)
+    meta = functools.partial(_as_meta, graph.sizevars)
+    return SchedulerKernel(name, counted, target, tuple(_tree_map_ir(meta, a) for a in args),
+                           {k: _tree_map_ir(meta, v) for k, v in (kwargs or {}).items()})
+
+
+def _tree_map_ir(fn: Any, value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return type(value)(_tree_map_ir(fn, v) for v in value)
+    return fn(value) if hasattr(value, "get_size") and hasattr(value, "get_dtype") else value
+
+
+def _as_meta(sizevars: Any, ir_node: Any) -> torch.Tensor:
+    """A meta tensor with the IR tensor's sizes and strides at the compile's size hints."""
+    size = [_hint(sizevars, s) for s in ir_node.get_size()]
+    stride = [_hint(sizevars, s) for s in ir_node.get_stride()]
+    return torch.empty_strided(size, stride, dtype=ir_node.get_dtype(), device="meta")
+
+
+def _hint(sizevars: Any, expr: Any) -> int:
+    """A size expression's value at the compile's hints (``optimization_hint`` on torch 2.13,
+    ``size_hint`` before)."""
+    for name in ("optimization_hint", "size_hint"):
+        method = getattr(sizevars, name, None)
+        if method is not None:
+            return int(method(expr, fallback=0))
+    return int(expr)  # pragma: no cover
 
 
 def _metrics_logger() -> logging.Logger | None:

@@ -3,18 +3,20 @@
 A compile group is everything of a case except the token count. The first call of a group
 (the largest token count, so the counted bytes describe the bandwidth-relevant size and the
 token dim is not specialised to 1) marks each activation's token dim dynamic and compiles;
-later token counts reuse that graph. We read the generated code and Inductor's byte count on
-the calls that compiled; a call that recompiled (e.g. tokens=1, which Dynamo specialises)
-refreshes them.
+later token counts reuse that graph. We read the generated code, Inductor's byte count, our
+exact one (``harness.run.exact_bytes``) and the pass's decisions on the calls that compiled; a
+call that recompiled (e.g. tokens=1, which Dynamo specialises) refreshes them.
 """
 from __future__ import annotations
 
 import logging
 import time
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any, Callable, Hashable, Sequence
 
 from harness.run import compat
+from harness.run import exact_bytes
 from harness.run import measure
 
 log = logging.getLogger(__name__)
@@ -27,7 +29,11 @@ class CompiledEntry:
     compiled: Callable[..., Any]
     kernels: int | None = None
     bytes_accessed: int | None = None
+    bytes_exact: int | None = None
+    bytes_decided: int | None = None
     bytes_at_tokens: int | None = None
+    #: the Python modules Inductor loaded for it (generated wrappers), for poisoned validation
+    modules: list[ModuleType] = field(default_factory=list)
     clones_before: int | None = None
     clones_after: int | None = None
     compiles: int = 0
@@ -77,7 +83,8 @@ def first_call(entry: CompiledEntry, fn: Callable[..., Any], inputs: Sequence[An
     n_reports = len(reports) if reports is not None else 0
     codes: list[str] = []
     t0 = time.perf_counter()
-    with compat.capture_generated_code(codes), compat.count_inductor_bytes() as counted:
+    with compat.capture_generated_code(codes), compat.count_inductor_bytes() as counted, \
+            compat.capture_compiled_modules(entry.modules):
         out = entry.compiled(fn, *inputs)
         sync()
     seconds = time.perf_counter() - t0
@@ -85,9 +92,12 @@ def first_call(entry: CompiledEntry, fn: Callable[..., Any], inputs: Sequence[An
         entry.compiles += 1
         entry.kernels = measure.count_kernels_in(codes)
         entry.bytes_accessed = counted.value if counted.value else None
+        entry.bytes_exact = exact_bytes.exact_bytes(counted.graphs)
         entry.bytes_at_tokens = num_tokens
         if reports is not None:
-            entry.clones_before, entry.clones_after = _clone_counts(list(reports)[n_reports:])
-        log.debug("compiled (#%d) at tokens=%d in %.2fs: %s kernels, %s bytes", entry.compiles,
-                  num_tokens, seconds, entry.kernels, entry.bytes_accessed)
+            new_reports = list(reports)[n_reports:]
+            entry.clones_before, entry.clones_after = _clone_counts(new_reports)
+            entry.bytes_decided = exact_bytes.decided_bytes(new_reports)
+        log.debug("compiled (#%d) at tokens=%d in %.2fs: %s kernels, %s bytes (exact %s)", entry.compiles,
+                  num_tokens, seconds, entry.kernels, entry.bytes_accessed, entry.bytes_exact)
     return out, seconds

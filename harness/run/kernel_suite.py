@@ -60,20 +60,10 @@ GRIDS = {
 
 
 def kernel_bytes(op: str, args: Sequence[Any]) -> int | None:
-    """Fewest bytes one call must move (read + write), from the op's arguments."""
-    def nb(t: Any) -> int:
-        return t.numel() * t.element_size() if isinstance(t, torch.Tensor) else 0
+    """Fewest bytes one call must move (read + write): the IR op's byte model on ``args``."""
+    from workloads.ir import OPS
 
-    if op == "rms_norm":
-        return 2 * nb(args[0]) + nb(args[1])
-    if op == "fused_add_rms_norm":
-        return 2 * nb(args[0]) + 2 * nb(args[1]) + nb(args[2])
-    if op == "silu_and_mul":
-        return nb(args[0]) + nb(args[0]) // 2
-    if op == "rotary_embedding":
-        pos, q, k, cache = args[:4]
-        return 2 * (nb(q) + nb(k)) + nb(pos) + pos.numel() * cache.shape[-1] * cache.element_size()
-    return None
+    return OPS[op].bytes_moved(args) if op in OPS else None
 
 
 @dataclass

@@ -235,26 +235,24 @@ def _attribute_case(case: Case, runnable: dict[str, _Live], pristine: tuple, opt
 def _fill_counts(row: Row, prep: Prepared) -> None:
     row.clones_before, row.clones_after = prep.clones_before, prep.clones_after
     row.kernels, row.bytes_accessed, row.bytes_at_tokens = prep.kernels, prep.bytes_accessed, prep.bytes_at_tokens
+    row.bytes_exact, row.bytes_decided = prep.bytes_exact, prep.bytes_decided
     row.compile_s = float(prep.compile_s)
 
 
 def _validate_one(lv: _Live, pristine: tuple, reference: list[torch.Tensor] | None, ref_error: str | None,
                   dtype: torch.dtype, ctx: Context, tolerance_scale: float = 1.0) -> None:
-    """Fresh call on pristine inputs: outputs vs reference, non-donated inputs untouched."""
+    """Fresh call on pristine inputs, every fresh allocation of the variant's code poisoned
+    (``Prepared.poisoned``): outputs vs reference, non-donated inputs untouched."""
     prep, row = lv.prep, lv.row
     assert prep is not None
     try:
-        if prep.first_output is not None:
-            # the builder's first call ran on pristine inputs: that is the validation call
-            lv.outputs = [o.detach().clone() for o in validate.flat_tensors(prep.first_output)]
-            prep.first_output = None
-        else:
-            restore_all = _restore_fn(prep, pristine, range(len(prep.inputs)))
-            if restore_all is not None:
-                restore_all()
+        restore_all = _restore_fn(prep, pristine, range(len(prep.inputs)))
+        if restore_all is not None:
+            restore_all()
+        with prep.poisoned():
             out = validate.flat_tensors(prep.call())
             ctx.sync()
-            lv.outputs = [o.detach().clone() for o in out]
+        lv.outputs = [o.detach().clone() for o in out]
     except Exception as e:  # noqa: BLE001
         row.fail(f"run: {_short(e)}")
         return

@@ -26,7 +26,8 @@ from typing import Any, Callable, Hashable, Iterator, Sequence
 
 import torch
 
-from harness.run import vllm_real
+from cleanpass.verify import PoisonedAllocations, poison
+from harness.run import compat, vllm_real
 from harness.run.compile import CompileCache, CompiledEntry, apply, first_call
 from harness.store.results import VariantInfo
 from workloads import donation, pipeline
@@ -76,10 +77,14 @@ class Prepared:
     clones_after: int | None = None
     kernels: int | None = None
     bytes_accessed: int | None = None
+    bytes_exact: int | None = None
+    bytes_decided: int | None = None
     bytes_at_tokens: int | None = None
     compile_s: float = float("nan")
-    first_output: Any = None        # output of the first call, made on pristine inputs
     first_call_compiled: bool = False  # whether that call compiled (its seconds include it)
+    #: a context in which every fresh allocation the variant's code makes comes back poisoned
+    #: (NaN), so a kernel leaving part of its output unwritten fails validation; never timed
+    poisoned: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
 
 
 Builder = Callable[[Context], Prepared]
@@ -171,11 +176,11 @@ def _eager_builder(attr: str, mutates: Callable[[Any], tuple[int, ...]]) -> Buil
         inputs = ctx.fresh_inputs()
 
         t0 = time.perf_counter()
-        out = fn(*inputs)
+        fn(*inputs)
         ctx.sync()
         return Prepared(call=lambda: fn(*inputs), inputs=inputs,
                         donated=tuple(mutates(ctx.built)),
-                        compile_s=time.perf_counter() - t0, first_output=out)
+                        compile_s=time.perf_counter() - t0, poisoned=PoisonedAllocations)
     return build
 
 
@@ -204,15 +209,17 @@ def compiled_builder(variant: str, make: Callable[[], Callable], source: Callabl
         inputs = ctx.fresh_inputs()
         fn = source(ctx)
         compiles_before = entry.compiles
-        out, seconds = first_call(entry, fn, inputs, ctx.num_tokens, ctx.sync,
+        _, seconds = first_call(entry, fn, inputs, ctx.num_tokens, ctx.sync,
                                   lambda ins: ctx.built.mark_token_dims(ins, ctx.hidden))
         compiled = entry.compiled
         return Prepared(call=lambda: compiled(fn, *inputs), inputs=inputs,
                         donated=tuple(ctx.built.donated) if donates else (),
                         clones_before=entry.clones_before, clones_after=entry.clones_after,
                         kernels=entry.kernels, bytes_accessed=entry.bytes_accessed,
-                        bytes_at_tokens=entry.bytes_at_tokens, compile_s=seconds, first_output=out,
-                        first_call_compiled=entry.compiles > compiles_before)
+                        bytes_exact=entry.bytes_exact, bytes_decided=entry.bytes_decided,
+                        bytes_at_tokens=entry.bytes_at_tokens, compile_s=seconds,
+                        first_call_compiled=entry.compiles > compiles_before,
+                        poisoned=lambda: compat.poisoned_wrapper_allocations(entry.modules, poison))
     return build
 
 

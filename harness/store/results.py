@@ -49,7 +49,7 @@ SAMPLE_COLUMNS = list(ROW_KEY) + ["device_name", "block", "sample_us"]
 
 
 #: The row layout's version; bump it when a column changes meaning or a new one is added.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: Rows written before ``schema_version`` existed.
 LEGACY_SCHEMA_VERSION = 1
 
@@ -166,6 +166,8 @@ class Row:
     clones_after: int | None = None
     kernels: int | None = None
     bytes_accessed: int | None = None
+    bytes_exact: int | None = None     # our count, exact for views (harness.run.exact_bytes)
+    bytes_decided: int | None = None   # read + write bytes of the clones the pass removed/folded
     bytes_at_tokens: int | None = None
     model_bytes: int | None = None
     latency_us_p20: float = math.nan
@@ -205,11 +207,13 @@ class Row:
 
 ROW_COLUMNS = [f.name for f in dataclasses.fields(Row)]
 COLUMNS = ROW_COLUMNS[:ROW_COLUMNS.index("max_abs_err")] + ["gbps", "pct_of_peak"] + \
-    ROW_COLUMNS[ROW_COLUMNS.index("max_abs_err"):] + ["saving_realized"]
-_INT_COLUMNS = ["clones_before", "clones_after", "kernels", "bytes_accessed", "bytes_at_tokens",
-                "model_bytes", "peak_mem_bytes"]
+    ROW_COLUMNS[ROW_COLUMNS.index("max_abs_err"):] + ["saving_realized", "bytes_note"]
+_INT_COLUMNS = ["clones_before", "clones_after", "kernels", "bytes_accessed", "bytes_exact", "bytes_decided",
+                "bytes_at_tokens", "model_bytes", "peak_mem_bytes"]
 #: row columns added with kernel attribution; older files lack them (read back as missing)
 ATTRIBUTION_ROW_COLUMNS = ("copy_us", "peak_mem_bytes", "saving_realized")
+#: columns added with exact byte accounting (schema 3); older files read back empty
+EXACT_BYTES_COLUMNS = ("bytes_exact", "bytes_decided", "bytes_note")
 #: variants whose saving against ``lowered`` is the pass's work (``saving_realized``)
 PASS_VARIANTS = ("cleanpass", "vllm", "vllm_real")
 
@@ -239,6 +243,7 @@ def rows_to_frame(rows: Iterable[Row], peak_gbps: float | None) -> pd.DataFrame:
     df["gbps"] = [gbps(b, t) for b, t in zip(df["model_bytes"], df["latency_us_p50"])]
     df["pct_of_peak"] = [pct_of_peak(g, peak_gbps) for g in df["gbps"]]
     df["saving_realized"] = saving_realized(df, peak_gbps)
+    df["bytes_note"] = bytes_notes(df)
     return normalize_frame(df[COLUMNS])
 
 
@@ -246,22 +251,60 @@ def saving_realized(df: pd.DataFrame, peak_gbps: float | None) -> list[float]:
     """Per row: time the pass saved / the time its removed bytes cost at the measured peak.
 
     For ``PASS_VARIANTS`` rows against ``lowered`` of the same case: ``(p50(lowered) -
-    p50(row)) / ((bytes_accessed(lowered) - bytes_accessed(row)) / peak)``. 1.0 means the pass
+    p50(row)) / ((bytes_exact(lowered) - bytes_exact(row)) / peak)``. 1.0 means the pass
     saved exactly what moving the removed bytes at copy bandwidth costs; NaN where nothing was
     removed, a latency or the peak is missing.
     """
+    return [math.nan if base is None else _realized(base, r, peak_gbps) for r, base in _with_lowered(df)]
+
+
+def _with_lowered(df: pd.DataFrame) -> list[tuple[dict, dict | None]]:
+    """Each row with the ``lowered`` row of its case when it is a ``PASS_VARIANTS`` row."""
     case = list(CASE_KEY)
-    lowered = {tuple(r[c] for c in case): r for r in df.to_dict("records") if r["variant"] == "lowered"}
-    out = []
-    for r in df.to_dict("records"):
-        base = lowered.get(tuple(r[c] for c in case)) if r["variant"] in PASS_VARIANTS else None
-        out.append(math.nan if base is None else _realized(base, r, peak_gbps))
-    return out
+    records = df.to_dict("records")
+    lowered = {tuple(r[c] for c in case): r for r in records if r["variant"] == "lowered"}
+    return [(r, lowered.get(tuple(r[c] for c in case)) if r["variant"] in PASS_VARIANTS else None)
+            for r in records]
+
+
+def bytes_notes(df: pd.DataFrame) -> list[str]:
+    """Per row: empty, or why the exact bytes a pass removed differ from its decisions.
+
+    For ``PASS_VARIANTS`` rows, ``bytes_exact(lowered) - bytes_exact(row)`` must equal
+    ``bytes_decided`` (read + write of every clone removed or folded). It may not when the two
+    compiles counted different token counts, when a count is missing, or when Inductor handled
+    a clone differently than a copy of its own (fused it into its producer, or put a copy back):
+    the note says which, with the numbers.
+    """
+    return [_bytes_note(base, r) if base is not None else "" for r, base in _with_lowered(df)]
+
+
+def _bytes_note(base: dict, row: dict) -> str:
+    skipped = Status.SKIPPED.value
+    if row["variant"] not in PASS_VARIANTS or skipped in (_status_of(row), _status_of(base)):
+        return ""
+    values = [base.get("bytes_exact"), row.get("bytes_exact"), row.get("bytes_decided")]
+    if any(_missing(v) for v in values):
+        return "no exact count to reconcile: " + ", ".join(
+            name for name, v in zip(("lowered bytes_exact", "bytes_exact", "bytes_decided"), values) if _missing(v))
+    if not _missing(base.get("bytes_at_tokens")) and base.get("bytes_at_tokens") != row.get("bytes_at_tokens"):
+        return (f"counted at different token counts (lowered at {base['bytes_at_tokens']}, this row at "
+                f"{row['bytes_at_tokens']})")
+    removed, decided = int(values[0]) - int(values[1]), int(values[2])
+    if removed == decided:
+        return ""
+    return (f"removed {removed} bytes, decisions say {decided} ({removed - decided:+d}): the generated code "
+            "treats a clone differently from a copy of its own (fused into its producer, or a copy put back)")
+
+
+def _status_of(row: dict) -> str:
+    status = row.get("status")
+    return status.value if isinstance(status, enum.Enum) else str(status)
 
 
 def _realized(base: dict, row: dict, peak_gbps: float | None) -> float:
     try:
-        removed = float(base["bytes_accessed"]) - float(row["bytes_accessed"])
+        removed = float(base["bytes_exact"]) - float(row["bytes_exact"])
         saved_us = float(base["latency_us_p50"]) - float(row["latency_us_p50"])
     except (TypeError, ValueError):
         return math.nan
@@ -280,6 +323,9 @@ def normalize_frame(df: pd.DataFrame) -> pd.DataFrame:
     for c in ATTRIBUTION_ROW_COLUMNS:  # runs written before these columns existed
         if c not in df.columns:
             df[c] = math.nan
+    for c in EXACT_BYTES_COLUMNS:
+        if c not in df.columns:
+            df[c] = "" if c == "bytes_note" else None
     for c in _INT_COLUMNS:
         df[c] = pd.array([None if _missing(v) else int(v) for v in df[c]], dtype="Int64")
     df["bitwise_equal"] = pd.array([None if _missing(v) else bool(v) for v in df["bitwise_equal"]],
@@ -296,7 +342,7 @@ def normalize_frame(df: pd.DataFrame) -> pd.DataFrame:
     for c in ("num_tokens", "hidden", "block_count", "reps", "schema_version"):
         df[c] = df[c].astype("int64")
     for c in ("error", "model", "numerics", "device_name", "suite", "status", "timer",
-              "bitwise_partner", "run_id"):
+              "bitwise_partner", "run_id", "bytes_note"):
         df[c] = df[c].fillna("").astype(str)
     return df.reset_index(drop=True)
 

@@ -94,6 +94,7 @@ def merge_runs(dirs: Sequence[str | Path], out: Path | Callable[[], Path]) -> Pa
     # gbps/pct_of_peak of each shard used its own measured peak; recompute against the merged one
     results["pct_of_peak"] = [res.pct_of_peak(g, env["peak_gbps_measured"]) for g in results["gbps"]]
     results["saving_realized"] = res.saving_realized(results, env["peak_gbps_measured"])
+    results["bytes_note"] = res.bytes_notes(results)  # lowered and a pass row may sit in different shards
     extra = {"samples_launch.parquet": pd.concat(launch, ignore_index=True)} if launch else None
     out = out() if callable(out) else out
     res.write_run(out, results, pd.concat(samples, ignore_index=True), env, extra=extra)

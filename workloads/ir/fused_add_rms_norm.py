@@ -11,7 +11,7 @@ from typing import Optional
 import torch
 
 from workloads.ir import _providers as P
-from workloads.ir.registry import Impl, define_op, register_impl
+from workloads.ir.registry import Impl, define_op, register_impl, tensor_bytes
 from workloads.ir.rms_norm import compute_dtype, rms_norm_native
 
 
@@ -37,6 +37,11 @@ def _fake(x, residual, weight, eps):  # noqa: ANN001
     return x.new_empty(x.shape), x.new_empty(x.shape)
 
 
+def _read_bytes(args) -> int:  # noqa: ANN001
+    """Byte model: read x, residual and the weight once."""
+    return sum(tensor_bytes(a) for a in args[:3])
+
+
 OP = define_op(
     "fused_add_rms_norm",
     "(Tensor x, Tensor residual, Tensor? weight, float eps) -> (Tensor, Tensor)",
@@ -44,6 +49,7 @@ OP = define_op(
     fake=_fake,
     reference=fused_add_rms_norm_reference,
     activations=(0, 1),
+    read_bytes=_read_bytes,
 )
 
 

@@ -69,6 +69,8 @@ class IROp:
     activations: tuple[int, ...]
     native: Callable[..., Any]
     reference: Callable[..., Any]
+    fake: Callable[..., Any]
+    read_bytes: ReadBytes
     impls: list[Impl] = field(default_factory=list)
 
     @property
@@ -82,6 +84,18 @@ class IROp:
     @property
     def maybe_inplace(self) -> Any:
         return self.packet.maybe_inplace
+
+    def bytes_moved(self, args: Sequence[Any], written: Sequence[Any] | None = None) -> int:
+        """The op's byte model: what one call must read (``read_bytes`` of its arguments) plus
+        every element it writes (``written``, default: the outputs its fake returns).
+
+        Sizes are those of the tensors passed, views included (numel x element size, never the
+        base buffer), so the same model serves the in-place kernel, its out-of-place form and a
+        functional kernel, on whatever layout they are handed.
+        """
+        if written is None:
+            written = _flat(self.fake(*[_meta(a) for a in args]))
+        return int(self.read_bytes(args)) + sum(tensor_bytes(t) for t in written)
 
     def providers(self) -> list[str]:
         """Provider names by priority, the native fallback last."""
@@ -100,6 +114,25 @@ class IROp:
         return None
 
 
+#: An op's reads in bytes, from its IR arguments (sizes of the views passed).
+ReadBytes = Callable[[Sequence[Any]], int]
+
+
+def tensor_bytes(t: Any) -> int:
+    """numel x element size of a tensor (a view counts its own elements); 0 for non-tensors."""
+    return t.numel() * t.element_size() if isinstance(t, torch.Tensor) else 0
+
+
+def _meta(a: Any) -> Any:
+    if not isinstance(a, torch.Tensor):
+        return a
+    return torch.empty_strided(a.shape, a.stride(), dtype=a.dtype, device="meta")
+
+
+def _flat(out: Any) -> list[Any]:
+    return list(out) if isinstance(out, (tuple, list)) else [out]
+
+
 OPS: dict[str, IROp] = {}
 
 
@@ -111,10 +144,12 @@ def define_op(
     fake: Callable[..., Any],
     reference: Callable[..., Any],
     activations: tuple[int, ...],
+    read_bytes: ReadBytes,
 ) -> IROp:
     """Declare ``cleanpass_ir::name`` (default + maybe_inplace) with native and fake kernels.
 
     ``schema`` is the part after the name, e.g. ``"(Tensor x, Tensor? weight, float eps) -> Tensor"``.
+    ``read_bytes`` is the read half of the op's byte model (``IROp.bytes_moved``).
     """
     LIB.define(f"{name}{schema}")
     LIB.define(f"{name}.maybe_inplace{schema}")
@@ -122,7 +157,7 @@ def define_op(
         LIB.impl(f"{name}{overload}", native, "CompositeExplicitAutograd")
         torch.library.register_fake(f"{NAMESPACE}::{name}{overload}", fake, lib=LIB)
     autograd.register(f"{NAMESPACE}::{name}", native, LIB)
-    op = IROp(name, schema, activations, native, reference)
+    op = IROp(name, schema, activations, native, reference, fake, read_bytes)
     OPS[name] = op
     return op
 
@@ -135,6 +170,35 @@ def register_impl(op_name: str, impl: Impl) -> None:
                    if a.alias_info is not None and a.alias_info.is_write]
         cleanpass.register_out_of_place(impl.kernel, impl.out_of_place,
                                         outputs={m: f"{m}_out" for m in mutated}, any_input_layout=True)
+
+
+def kernel_call_bytes(kernel: Any, args: Sequence[Any], kwargs: dict[str, Any] | None = None) -> int | None:
+    """Bytes one call of a registered kernel moves, from its IR op's byte model applied to the
+    arguments it is called with; None for any other target.
+
+    In-place kernels write their mutated arguments, out-of-place forms the ``*_out`` arguments
+    that follow the IR op's own, functional kernels what their fake returns.
+    """
+    for op in OPS.values():
+        for impl in op.impls:
+            if kernel not in (impl.kernel, impl.out_of_place):
+                continue
+            flat = _schema_args(kernel, args, kwargs or {})
+            n = len(op.functional._schema.arguments)
+            if kernel is impl.out_of_place:
+                return op.bytes_moved(flat[:n], flat[n:])
+            if impl.inplace:
+                return op.bytes_moved(flat[:n], [flat[p] for p in impl.writes])
+            return op.bytes_moved(flat[:n])
+    return None
+
+
+def _schema_args(kernel: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> list[Any]:
+    """A call's arguments in schema order (keyword and default ones folded in)."""
+    flat = list(args)
+    for a in kernel._schema.arguments[len(flat):]:
+        flat.append(kwargs.get(a.name, a.default_value))
+    return flat
 
 
 def ir_op_of(target: Any) -> IROp | None:

@@ -10,7 +10,7 @@ from typing import Optional
 import torch
 
 from workloads.ir import _providers as P
-from workloads.ir.registry import Impl, define_op, register_impl
+from workloads.ir.registry import Impl, define_op, register_impl, tensor_bytes
 
 
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -39,6 +39,12 @@ def _fake(x: torch.Tensor, weight: Optional[torch.Tensor], eps: float) -> torch.
     return x.new_empty(x.shape)
 
 
+def _read_bytes(args) -> int:  # noqa: ANN001
+    """Byte model: read x and the weight once (writes are counted by ``IROp.bytes_moved``)."""
+    x, weight = args[0], args[1]
+    return tensor_bytes(x) + tensor_bytes(weight)
+
+
 OP = define_op(
     "rms_norm",
     "(Tensor x, Tensor? weight, float eps) -> Tensor",
@@ -46,6 +52,7 @@ OP = define_op(
     fake=_fake,
     reference=rms_norm_reference,
     activations=(0,),
+    read_bytes=_read_bytes,
 )
 
 

@@ -11,7 +11,7 @@ import torch
 
 from workloads.ir import _providers as P
 from workloads.ir.rms_norm import compute_dtype
-from workloads.ir.registry import Impl, define_op, register_impl
+from workloads.ir.registry import Impl, define_op, register_impl, tensor_bytes
 
 
 def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, head_size: int, is_neox: bool) -> torch.Tensor:
@@ -51,6 +51,13 @@ def _fake(positions, q, k, cos_sin_cache, head_size, is_neox):  # noqa: ANN001
     return q.new_empty(q.shape), k.new_empty(k.shape)
 
 
+def _read_bytes(args) -> int:  # noqa: ANN001
+    """Byte model: read positions, q and k, and one cos/sin cache row per position."""
+    positions, q, k, cache = args[:4]
+    rows = positions.numel() * cache.shape[-1] * cache.element_size()
+    return tensor_bytes(positions) + tensor_bytes(q) + tensor_bytes(k) + rows
+
+
 OP = define_op(
     "rotary_embedding",
     "(Tensor positions, Tensor q, Tensor k, Tensor cos_sin_cache, int head_size, bool is_neox)"
@@ -59,6 +66,7 @@ OP = define_op(
     fake=_fake,
     reference=rotary_reference,
     activations=(1, 2),
+    read_bytes=_read_bytes,
 )
 
 

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from workloads.ir import _providers as P
 from workloads.ir.rms_norm import compute_dtype
-from workloads.ir.registry import Impl, define_op, register_impl
+from workloads.ir.registry import Impl, define_op, register_impl, tensor_bytes
 
 
 def silu_and_mul_native(x: torch.Tensor) -> torch.Tensor:
@@ -29,6 +29,11 @@ def _fake(x: torch.Tensor) -> torch.Tensor:
     return x.new_empty((*x.shape[:-1], x.shape[-1] // 2))
 
 
+def _read_bytes(args) -> int:  # noqa: ANN001
+    """Byte model: read x once (the output, half its size, is the write)."""
+    return tensor_bytes(args[0])
+
+
 OP = define_op(
     "silu_and_mul",
     "(Tensor x) -> Tensor",
@@ -36,6 +41,7 @@ OP = define_op(
     fake=_fake,
     reference=silu_and_mul_reference,
     activations=(0,),
+    read_bytes=_read_bytes,
 )
 
 

@@ -109,9 +109,9 @@ def test_peak_memory_is_not_measured_on_cpu():
     assert attribution.peak_call_bytes(lambda: None, None, "cpu") is None
 
 
-def _row(variant: str, latency: float, bytes_accessed: int, tokens: int = 64) -> results.Row:
+def _row(variant: str, latency: float, bytes_exact: int, tokens: int = 64) -> results.Row:
     r = results.Row(workload="w", variant=variant, dtype="float32", num_tokens=tokens, hidden=8)
-    r.latency_us_p50, r.bytes_accessed = latency, bytes_accessed
+    r.latency_us_p50, r.bytes_exact = latency, bytes_exact
     return r
 
 

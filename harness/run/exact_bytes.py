@@ -1,0 +1,58 @@
+"""``bytes_exact``: our own byte count of a compiled graph, exact for views.
+
+Inductor's ``num_bytes_accessed`` (column ``bytes_accessed``) charges an extern or fallback
+kernel for the whole buffer behind every argument it touches: a kernel that writes q, a view
+into a fused qkv projection, is billed for all of qkv (the mutation names the base buffer).
+So removing the clone in front of such a kernel moves no bytes in Inductor's count, and the
+pass's decisions (``Decision.bytes``) can never be reconciled with it.
+
+Where we count: on Inductor's own scheduler nodes, the kernels the generated code launches
+(read while Inductor counts its bytes, ``harness.run.compat.count_inductor_bytes``). Each node
+costs what Inductor charges it, except a call of one of our IR kernels (in place, out of place
+or functional; any provider), which costs its IR op's byte model
+(``workloads.ir.registry.kernel_call_bytes``) applied to the views it is actually handed
+(numel x element size of each argument, never its base). We count there, and not on the FX
+graph the pass leaves, because only the scheduler knows what Inductor fused: a clone fused
+into its producer costs its write only, one left on its own costs read + write of its bytes
+(Inductor's count for a generated kernel is exact for its elements), and a view Inductor could
+not pass as a reinterpretation of its base shows up as the copy kernel it became.
+
+Sizes are evaluated at the compile's size hints: with a dynamic token dim, the count describes
+the token count the graph was compiled at (the row's ``bytes_at_tokens``), like
+``bytes_accessed`` and the pass's ``Decision.bytes``.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+from harness.run.compat import SchedulerKernel
+from workloads.ir.registry import kernel_call_bytes
+
+
+def kernel_bytes(kernel: SchedulerKernel) -> int:
+    """One scheduler node's bytes: our byte model for our kernels, Inductor's count otherwise."""
+    if kernel.target is not None:
+        modelled = kernel_call_bytes(kernel.target, kernel.args, kernel.kwargs)
+        if modelled is not None:
+            return modelled
+    return kernel.inductor_bytes
+
+
+def exact_bytes(graphs: Sequence[Sequence[SchedulerKernel] | None]) -> int | None:
+    """Bytes of every kernel of the compiled graphs; None when a graph's nodes are unknown."""
+    if not graphs or any(g is None for g in graphs):
+        return None
+    return sum(kernel_bytes(k) for g in graphs for k in g)  # type: ignore[union-attr]
+
+
+def decided_bytes(reports: Sequence[object]) -> int | None:
+    """Read + write bytes of the clones the pass removed or folded, from its decisions
+    (``2 x Decision.bytes``: a removed clone saves its copy, a folded one too, its kernel now
+    reading the source and writing a fresh buffer). None without cleanpass reports or with a
+    decision of unknown size."""
+    decisions = [d for r in reports for d in list(getattr(r, "removed", [])) + list(getattr(r, "folded", []))]
+    if not reports or not all(hasattr(r, "folded") for r in reports):
+        return None
+    if any(d.bytes is None for d in decisions):
+        return None
+    return 2 * sum(int(d.bytes) for d in decisions)
