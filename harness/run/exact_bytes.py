@@ -20,13 +20,26 @@ not pass as a reinterpretation of its base shows up as the copy kernel it became
 Sizes are evaluated at the compile's size hints: with a dynamic token dim, the count describes
 the token count the graph was compiled at (the row's ``bytes_at_tokens``), like
 ``bytes_accessed`` and the pass's ``Decision.bytes``.
+
+Variants that run eagerly (``eager``, ``ideal``) have no scheduler: ``EagerBytes`` counts their
+first call op by op with the same rule for what an extern kernel moves: our kernels by their
+byte model, every other op reads its tensor arguments and writes what it mutates or returns
+fresh (views exact); views and allocations move nothing.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 
 from harness.run.compat import SchedulerKernel
-from workloads.ir.registry import kernel_call_bytes
+from workloads.ir.registry import kernel_call_bytes, tensor_bytes
+
+#: ops that allocate without writing (their buffers are written by whoever fills them)
+_ALLOCATIONS = frozenset({"aten::empty", "aten::empty_strided", "aten::empty_like", "aten::new_empty",
+                          "aten::new_empty_strided"})
 
 
 def kernel_bytes(kernel: SchedulerKernel) -> int:
@@ -56,3 +69,48 @@ def decided_bytes(reports: Sequence[object]) -> int | None:
     if any(d.bytes is None for d in decisions):
         return None
     return 2 * sum(int(d.bytes) for d in decisions)
+
+
+class EagerBytes(TorchDispatchMode):
+    """Counts the bytes of every op run inside it (``total``), by ``eager_op_bytes``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.total = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        self.total += eager_op_bytes(func, args, kwargs, out)
+        return out
+
+
+def eager_op_bytes(func: Any, args: Sequence[Any], kwargs: dict[str, Any], out: Any) -> int:
+    """Bytes one eager op call moves: our kernels by their byte model; else every tensor argument
+    read once (an ``out=`` argument, and ``copy_``'s destination, only written), every argument
+    it mutates written, every fresh tensor it returns written. Views (an output sharing an
+    input's storage, nothing mutated) and allocations move nothing."""
+    modelled = kernel_call_bytes(func, args, kwargs)
+    if modelled is not None:
+        return modelled
+    schema = getattr(func, "_schema", None)
+    if schema is None or schema.name in _ALLOCATIONS:
+        return 0
+    inputs = [t for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)]
+    storages = {_storage(t) for t in inputs}
+    fresh = [t for t in tree_leaves(out) if isinstance(t, torch.Tensor) and _storage(t) not in storages]
+    read = written = 0
+    for position, argument in enumerate(schema.arguments):
+        value = args[position] if position < len(args) else kwargs.get(argument.name)
+        size = sum(tensor_bytes(t) for t in tree_leaves(value) if isinstance(t, torch.Tensor))
+        writes = argument.alias_info is not None and argument.alias_info.is_write
+        written += size if writes else 0
+        only_written = writes and (argument.is_out or schema.name == "aten::copy_" and position == 0)
+        read += 0 if only_written else size
+    if not written and not fresh:  # a view or a metadata query
+        return 0
+    return read + written + sum(tensor_bytes(t) for t in fresh)
+
+
+def _storage(t: torch.Tensor) -> int:
+    return t.untyped_storage().data_ptr()

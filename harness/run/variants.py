@@ -27,7 +27,7 @@ from typing import Any, Callable, Hashable, Iterator, Sequence
 import torch
 
 from cleanpass.verify import PoisonedAllocations, poison
-from harness.run import compat, vllm_real
+from harness.run import compat, exact_bytes, vllm_real
 from harness.run.compile import CompileCache, CompiledEntry, apply, first_call
 from harness.store.results import VariantInfo
 from workloads import donation, pipeline
@@ -176,10 +176,12 @@ def _eager_builder(attr: str, mutates: Callable[[Any], tuple[int, ...]]) -> Buil
         inputs = ctx.fresh_inputs()
 
         t0 = time.perf_counter()
-        fn(*inputs)
+        with exact_bytes.EagerBytes() as counted:
+            fn(*inputs)
         ctx.sync()
         return Prepared(call=lambda: fn(*inputs), inputs=inputs,
-                        donated=tuple(mutates(ctx.built)),
+                        donated=tuple(mutates(ctx.built)), bytes_exact=counted.total,
+                        bytes_at_tokens=ctx.num_tokens,
                         compile_s=time.perf_counter() - t0, poisoned=PoisonedAllocations)
     return build
 

@@ -68,13 +68,12 @@ class RotaryViews(Workload):
         return Built(fn, native, ideal, (x, positions))
 
     def model_bytes(self, shape: Shape, dtype: torch.dtype) -> int:
-        """Projection (read x and W, write qk), rotary in place on q and k (read + write),
-        cos/sin rows; with ``read_base`` the rotated copies are extra outputs (+2 writes)."""
+        """Projection (read x and W, write qk), rotary reading q and k and writing them once (in
+        place, or with ``read_base`` into fresh buffers: the same bytes), cos/sin rows."""
         d, t, e = shape.dims, shape.num_tokens, C.elt(dtype)
         qk = 2 * t * d.q_size
         rot = 2 * qk + t * d.head_dim
-        extra = qk if self.read_base else 0
-        return (t * d.hidden + 2 * d.hidden * d.q_size + qk + rot + extra) * e + 8 * t
+        return (t * d.hidden + 2 * d.hidden * d.q_size + qk + rot) * e + 8 * t
 
 
 SHAPES = {
