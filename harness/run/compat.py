@@ -13,10 +13,11 @@ from types import ModuleType
 from typing import Any, Callable, Iterator, Sequence
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode  # exact bytes of eager variants
 from torch.utils._pytree import tree_leaves
 
 __all__ = ["BytesCounter", "SchedulerKernel", "capture_compiled_modules", "capture_generated_code",
-           "poisoned_wrapper_allocations", "count_inductor_bytes", "measurement_config",
+           "poisoned_wrapper_allocations", "TorchDispatchMode", "count_inductor_bytes", "measurement_config",
            "reset_dynamo", "tree_leaves"]
 
 log = logging.getLogger(__name__)

@@ -31,10 +31,8 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_leaves
 
-from harness.run.compat import SchedulerKernel
+from harness.run.compat import SchedulerKernel, TorchDispatchMode, tree_leaves
 from workloads.ir.registry import kernel_call_bytes, tensor_bytes
 
 #: ops that allocate without writing (their buffers are written by whoever fills them)
