@@ -143,13 +143,14 @@ class SchedulerKernel:
     ``inductor_bytes``: what Inductor charged it (``get_read_write_buffers_sizes``). For an
     extern/fallback kernel, ``target`` is the op it calls and ``args``/``kwargs`` its arguments
     in schema order, each tensor argument as a meta tensor with the size and strides of the
-    view the kernel is handed, at the compile's size hints; None/empty otherwise.
+    view the kernel is handed, at the compile's size hints; ``args`` is None when they could
+    not be read.
     """
 
     name: str
     inductor_bytes: int
     target: Any = None
-    args: tuple = ()
+    args: tuple | None = ()
     kwargs: Any = None
 
 
@@ -247,10 +248,14 @@ def _scheduler_kernel(graph: Any, node: Any) -> SchedulerKernel:
     counted = int(node.get_read_write_buffers_sizes())
     if target is None or unflatten is None:
         return SchedulerKernel(name, counted)
-    args, kwargs = unflatten(ir_node.inputs, ir_node.constant_args)
-    meta = functools.partial(_as_meta, graph.sizevars)
-    return SchedulerKernel(name, counted, target, tuple(_tree_map_ir(meta, a) for a in args),
-                           {k: _tree_map_ir(meta, v) for k, v in (kwargs or {}).items()})
+    try:
+        args, kwargs = unflatten(ir_node.inputs, ir_node.constant_args)
+        meta = functools.partial(_as_meta, graph.sizevars)
+        return SchedulerKernel(name, counted, target, tuple(_tree_map_ir(meta, a) for a in args),
+                               {k: _tree_map_ir(meta, v) for k, v in (kwargs or {}).items()})
+    except Exception:  # noqa: BLE001 - an argument kind we cannot size (e.g. an opaque object)
+        log.debug("cannot read the arguments of %s (%s)", name, target, exc_info=True)
+        return SchedulerKernel(name, counted, target, None)
 
 
 def _tree_map_ir(fn: Any, value: Any) -> Any:

@@ -33,27 +33,29 @@ from typing import Any, Sequence
 import torch
 
 from harness.run.compat import SchedulerKernel, TorchDispatchMode, tree_leaves
-from workloads.ir.registry import kernel_call_bytes, tensor_bytes
+from workloads.ir.registry import is_ir_kernel, kernel_call_bytes, tensor_bytes
 
 #: ops that allocate without writing (their buffers are written by whoever fills them)
 _ALLOCATIONS = frozenset({"aten::empty", "aten::empty_strided", "aten::empty_like", "aten::new_empty",
                           "aten::new_empty_strided"})
 
 
-def kernel_bytes(kernel: SchedulerKernel) -> int:
-    """One scheduler node's bytes: our byte model for our kernels, Inductor's count otherwise."""
-    if kernel.target is not None:
-        modelled = kernel_call_bytes(kernel.target, kernel.args, kernel.kwargs)
-        if modelled is not None:
-            return modelled
-    return kernel.inductor_bytes
+def kernel_bytes(kernel: SchedulerKernel) -> int | None:
+    """One scheduler node's bytes: our byte model for our kernels, Inductor's count otherwise;
+    None for one of our kernels whose arguments could not be read."""
+    if kernel.target is None or not is_ir_kernel(kernel.target):
+        return kernel.inductor_bytes
+    if kernel.args is None:
+        return None
+    return kernel_call_bytes(kernel.target, kernel.args, kernel.kwargs)
 
 
 def exact_bytes(graphs: Sequence[Sequence[SchedulerKernel] | None]) -> int | None:
     """Bytes of every kernel of the compiled graphs; None when a graph's nodes are unknown."""
     if not graphs or any(g is None for g in graphs):
         return None
-    return sum(kernel_bytes(k) for g in graphs for k in g)  # type: ignore[union-attr]
+    counts = [kernel_bytes(k) for g in graphs for k in g]  # type: ignore[union-attr]
+    return None if any(c is None for c in counts) else sum(counts)  # type: ignore[misc]
 
 
 def decided_bytes(reports: Sequence[object]) -> int | None:

@@ -179,17 +179,29 @@ def kernel_call_bytes(kernel: Any, args: Sequence[Any], kwargs: dict[str, Any] |
     In-place kernels write their mutated arguments, out-of-place forms the ``*_out`` arguments
     that follow the IR op's own, functional kernels what their fake returns.
     """
+    found = _kernel_impl(kernel)
+    if found is None:
+        return None
+    op, impl = found
+    flat = _schema_args(kernel, args, kwargs or {})
+    n = len(op.functional._schema.arguments)
+    if kernel is impl.out_of_place:
+        return op.bytes_moved(flat[:n], flat[n:])
+    if impl.inplace:
+        return op.bytes_moved(flat[:n], [flat[p] for p in impl.writes])
+    return op.bytes_moved(flat[:n])
+
+
+def is_ir_kernel(target: Any) -> bool:
+    """True for a registered kernel of an IR op (in place, out of place or functional)."""
+    return _kernel_impl(target) is not None
+
+
+def _kernel_impl(kernel: Any) -> tuple[IROp, Impl] | None:
     for op in OPS.values():
         for impl in op.impls:
-            if kernel not in (impl.kernel, impl.out_of_place):
-                continue
-            flat = _schema_args(kernel, args, kwargs or {})
-            n = len(op.functional._schema.arguments)
-            if kernel is impl.out_of_place:
-                return op.bytes_moved(flat[:n], flat[n:])
-            if impl.inplace:
-                return op.bytes_moved(flat[:n], [flat[p] for p in impl.writes])
-            return op.bytes_moved(flat[:n])
+            if kernel is impl.kernel or (impl.out_of_place is not None and kernel is impl.out_of_place):
+                return op, impl
     return None
 
 

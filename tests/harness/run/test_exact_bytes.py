@@ -49,6 +49,9 @@ def test_exact_bytes_replace_inductors_charge_for_our_kernels_only():
     modelled = kernel_call_bytes(ours.target, ours.args)
     assert exact_bytes([[theirs, ours]]) == 1234 + modelled
     assert exact_bytes([[theirs], None]) is None and exact_bytes([]) is None
+    unread = SchedulerKernel("op2", 99, target=kernels.rms_norm_torch_.default, args=None)
+    assert exact_bytes([[theirs, unread]]) is None  # ours, arguments unknown: no guess
+    assert exact_bytes([[SchedulerKernel("op3", 99, target=torch.ops.aten.mm.default, args=None)]]) == 99
 
 
 def test_decided_bytes_are_read_and_write_of_every_removed_or_folded_clone():
