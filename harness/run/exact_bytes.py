@@ -28,12 +28,15 @@ fresh (views exact); views and allocations move nothing.
 """
 from __future__ import annotations
 
+import logging
 from typing import Any, Sequence
 
 import torch
 
 from harness.run.compat import SchedulerKernel, TorchDispatchMode, tree_leaves
 from workloads.ir.registry import is_ir_kernel, kernel_call_bytes, tensor_bytes
+
+log = logging.getLogger(__name__)
 
 #: ops that allocate without writing (their buffers are written by whoever fills them)
 _ALLOCATIONS = frozenset({"aten::empty", "aten::empty_strided", "aten::empty_like", "aten::new_empty",
@@ -72,16 +75,26 @@ def decided_bytes(reports: Sequence[object]) -> int | None:
 
 
 class EagerBytes(TorchDispatchMode):
-    """Counts the bytes of every op run inside it (``total``), by ``eager_op_bytes``."""
+    """Counts the bytes of every op run inside it (``total``, by ``eager_op_bytes``); an op it
+    cannot size makes ``total`` None, never the call fail."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.total = 0
+        self._sum: int | None = 0
+
+    @property
+    def total(self) -> int | None:
+        return self._sum
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
-        self.total += eager_op_bytes(func, args, kwargs, out)
+        if self._sum is not None:
+            try:
+                self._sum += eager_op_bytes(func, args, kwargs, out)
+            except Exception:  # noqa: BLE001 - an argument kind we cannot size
+                log.debug("cannot count the bytes of %s", func, exc_info=True)
+                self._sum = None
         return out
 
 

@@ -3,6 +3,8 @@
 GB/s and % of peak are computed here and nowhere else: ``gbps = model_bytes / p50`` (the
 workload's analytic minimum traffic over the median latency) and ``pct_of_peak`` against the
 copy bandwidth measured at the start of the same run (``env.json: peak_gbps_measured``).
+So are the columns that compare a pass row with ``lowered`` of its case: ``saving_realized``
+and ``bytes_note`` (the exact bytes removed against the pass's decisions).
 
 Row status convention: ``status`` is a :class:`Status` (``"ok"``, ``"fail"`` or ``"skipped"``).
 A skipped row (a backend that is not available here) has ``ok=True`` and
