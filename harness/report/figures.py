@@ -22,7 +22,7 @@ from matplotlib.ticker import NullFormatter
 
 from harness.judge.gate import LatencyVerdict, describe_key
 from harness.store.atomic import atomic_write
-from harness.store.results import VariantInfo, baseline_variant, measured_rows
+from harness.store.results import VariantInfo, baseline_variant, byte_column, measured_rows
 
 log = logging.getLogger(__name__)
 
@@ -167,8 +167,9 @@ def bandwidth_roofline(rows: pd.DataFrame, infos: Sequence[VariantInfo], peak_gb
 
 
 def removal_table(rows: pd.DataFrame, infos: Sequence[VariantInfo]) -> pd.DataFrame:
-    """Per workload and variant: clones removed and bytes saved against the baseline variant,
-    for the baseline and every variant that runs a clone-elimination policy."""
+    """Per workload and variant: clones removed and bytes saved against the baseline variant
+    (``byte_column``: our exact count when the run has it), for the baseline and every variant
+    that runs a clone-elimination policy."""
     base = baseline_variant(infos)
     shown = [base] + _pass_variants(infos)
     frame = measured_rows(rows.copy())
@@ -176,10 +177,11 @@ def removal_table(rows: pd.DataFrame, infos: Sequence[VariantInfo]) -> pd.DataFr
     if base is None or frame.empty:
         return pd.DataFrame()
     key = ["workload", "dtype", "num_tokens", "hidden", "device"]
-    lowered = frame[frame["variant"] == base].set_index(key)["bytes_accessed"]
+    col = byte_column(frame)
+    lowered = frame[frame["variant"] == base].set_index(key)[col]
     frame = frame.join(lowered.rename("lowered_bytes"), on=key)
     frame["clones_removed"] = frame["clones_before"] - frame["clones_after"]
-    frame["bytes_removed"] = frame["lowered_bytes"] - frame["bytes_accessed"]
+    frame["bytes_removed"] = frame["lowered_bytes"] - frame[col]
     out = frame.groupby(["workload", "variant"], as_index=False).agg(
         shapes=("num_tokens", "size"),
         clones_before=("clones_before", "sum"),

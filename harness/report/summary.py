@@ -5,7 +5,8 @@ The variants play the roles their registration declares (``VariantInfo``): the b
 ``cleanpass``), the reference pass (``vllm``) and the hand-written bound (``ideal``).
 Per workload, over all its shapes and dtypes:
 - ``clones``: clones in the baseline graph -> left by the pass (the pass's own report);
-- ``bytes_saved``: median of 1 - pass/baseline Inductor bytes accessed;
+- ``bytes_saved``: median of 1 - pass/baseline bytes (``bytes_exact``; Inductor's
+  ``bytes_accessed`` for runs written before it);
 - ``speedup``: geometric mean of baseline p50 / pass p50 (>1 = the pass is faster);
 - ``vs_ideal``: geometric mean of pass p50 / bound p50 (1 = as fast as hand-written);
 - ``<reference>_ok``: the reference pass's failing rows, and how many the workload predicted;
@@ -19,7 +20,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from harness.store.results import CASE_KEY, VariantInfo, baseline_variant
+from harness.store.results import CASE_KEY, VariantInfo, baseline_variant, byte_column
 
 _CASE = list(CASE_KEY)
 
@@ -46,7 +47,8 @@ def summarize(df: pd.DataFrame, infos: Sequence[VariantInfo]) -> pd.DataFrame:
     bound = _first(infos, lambda i: i.bound)
     out = []
     lat = _pivot(df, "latency_us_p50")
-    byt = _pivot(df.assign(bytes_accessed=df["bytes_accessed"].astype(float)), "bytes_accessed")
+    col = byte_column(df)
+    byt = _pivot(df.assign(**{col: df[col].astype(float)}), col)
     for wl, g in df.groupby("workload", sort=True):
         before = g[g["variant"] == base]["clones_before"].dropna()
         after = g[g["variant"] == cand]["clones_after"].dropna()

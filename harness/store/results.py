@@ -269,6 +269,13 @@ def _with_lowered(df: pd.DataFrame) -> list[tuple[dict, dict | None]]:
             for r in records]
 
 
+def byte_column(df: pd.DataFrame) -> str:
+    """The byte count reports compare variants on: ``bytes_exact``, or ``bytes_accessed`` for
+    runs written before it (one column for the whole table, never a mix)."""
+    exact = "bytes_exact"
+    return exact if exact in df.columns and df[exact].notna().any() else "bytes_accessed"
+
+
 def bytes_notes(df: pd.DataFrame) -> list[str]:
     """Per row: empty, or why the exact bytes a pass removed differ from its decisions.
 
