@@ -140,11 +140,11 @@ def _poisoning(allocate: Callable[..., torch.Tensor], poison: Callable[[torch.Te
 class SchedulerKernel:
     """One node of Inductor's scheduler, as its byte counter saw it.
 
-    ``inductor_bytes``: what Inductor charged it (``get_read_write_buffers_sizes``). For an
-    extern/fallback kernel, ``target`` is the op it calls and ``args``/``kwargs`` its arguments
-    in schema order, each tensor argument as a meta tensor with the size and strides of the
-    view the kernel is handed, at the compile's size hints; ``args`` is None when they could
-    not be read.
+    ``inductor_bytes``: what Inductor charged it (``get_read_write_buffers_sizes``). For a
+    fallback kernel (an op Inductor calls as it is), ``target`` is the op and ``args``/``kwargs``
+    its arguments in schema order, each tensor argument as a meta tensor with the size and
+    strides of the view the kernel is handed, and ``outputs`` the tensors it returns, at the
+    compile's size hints; ``args`` is None when they could not be read.
     """
 
     name: str
@@ -152,6 +152,7 @@ class SchedulerKernel:
     target: Any = None
     args: tuple | None = ()
     kwargs: Any = None
+    outputs: tuple = ()
 
 
 class BytesCounter:
@@ -251,8 +252,10 @@ def _scheduler_kernel(graph: Any, node: Any) -> SchedulerKernel:
     try:
         args, kwargs = unflatten(ir_node.inputs, ir_node.constant_args)
         meta = functools.partial(_as_meta, graph.sizevars)
+        outputs = tree_leaves(_tree_map_ir(meta, list(getattr(ir_node, "outputs", None) or [])))
         return SchedulerKernel(name, counted, target, tuple(_tree_map_ir(meta, a) for a in args),
-                               {k: _tree_map_ir(meta, v) for k, v in (kwargs or {}).items()})
+                               {k: _tree_map_ir(meta, v) for k, v in (kwargs or {}).items()},
+                               tuple(t for t in outputs if isinstance(t, torch.Tensor)))
     except Exception:  # noqa: BLE001 - an argument kind we cannot size (e.g. an opaque object)
         log.debug("cannot read the arguments of %s (%s)", name, target, exc_info=True)
         return SchedulerKernel(name, counted, target, None)

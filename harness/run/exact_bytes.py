@@ -8,10 +8,12 @@ pass's decisions (``Decision.bytes``) can never be reconciled with it.
 
 Where we count: on Inductor's own scheduler nodes, the kernels the generated code launches
 (read while Inductor counts its bytes, ``harness.run.compat.count_inductor_bytes``). Each node
-costs what Inductor charges it, except a call of one of our IR kernels (in place, out of place
-or functional; any provider), which costs its IR op's byte model
-(``workloads.ir.registry.kernel_call_bytes``) applied to the views it is actually handed
-(numel x element size of each argument, never its base). We count there, and not on the FX
+costs what Inductor charges it, except a fallback kernel (an op Inductor calls as it is), which
+costs ``call_bytes`` of the views it is actually handed (numel x element size of each
+argument, never its base): a call of one of our IR kernels (in place, out of place or
+functional; any provider) its IR op's byte model (``workloads.ir.registry.kernel_call_bytes``),
+any other op (e.g. attention) a read of each argument and a write of what it mutates or
+returns. We count there, and not on the FX
 graph the pass leaves, because only the scheduler knows what Inductor fused: a clone fused
 into its producer costs its write only, one left on its own costs read + write of its bytes
 (Inductor's count for a generated kernel is exact for its elements), and a view Inductor could
@@ -22,9 +24,7 @@ the token count the graph was compiled at (the row's ``bytes_at_tokens``), like
 ``bytes_accessed`` and the pass's ``Decision.bytes``.
 
 Variants that run eagerly (``eager``, ``ideal``) have no scheduler: ``EagerBytes`` counts their
-first call op by op with the same rule for what an extern kernel moves: our kernels by their
-byte model, every other op reads its tensor arguments and writes what it mutates or returns
-fresh (views exact); views and allocations move nothing.
+first call op by op with the same ``call_bytes``; views and allocations move nothing.
 """
 from __future__ import annotations
 
@@ -44,13 +44,14 @@ _ALLOCATIONS = frozenset({"aten::empty", "aten::empty_strided", "aten::empty_lik
 
 
 def kernel_bytes(kernel: SchedulerKernel) -> int | None:
-    """One scheduler node's bytes: our byte model for our kernels, Inductor's count otherwise;
-    None for one of our kernels whose arguments could not be read."""
-    if kernel.target is None or not is_ir_kernel(kernel.target):
+    """One scheduler node's bytes: a fallback kernel by ``call_bytes`` on the views it is handed
+    (our kernels by their byte model), every other node by Inductor's count; None for one of
+    our kernels whose arguments could not be read."""
+    if kernel.target is None:
         return kernel.inductor_bytes
     if kernel.args is None:
-        return None
-    return kernel_call_bytes(kernel.target, kernel.args, kernel.kwargs)
+        return None if is_ir_kernel(kernel.target) else kernel.inductor_bytes
+    return call_bytes(kernel.target, kernel.args, kernel.kwargs or {}, kernel.outputs)
 
 
 def exact_bytes(graphs: Sequence[Sequence[SchedulerKernel] | None]) -> int | None:
@@ -98,20 +99,32 @@ class EagerBytes(TorchDispatchMode):
         return out
 
 
-def eager_op_bytes(func: Any, args: Sequence[Any], kwargs: dict[str, Any], out: Any) -> int:
-    """Bytes one eager op call moves: our kernels by their byte model; else every tensor argument
-    read once (an ``out=`` argument, and ``copy_``'s destination, only written), every argument
-    it mutates written, every fresh tensor it returns written. Views (an output sharing an
-    input's storage, nothing mutated) and allocations move nothing."""
+def call_bytes(func: Any, args: Sequence[Any], kwargs: dict[str, Any], fresh: Sequence[torch.Tensor]) -> int:
+    """Bytes of one call of an op Inductor or eager code runs as it is: our kernels by their byte
+    model; any other op reads each tensor argument once (an ``out=`` argument, and ``copy_``'s
+    destination, are only written), writes each argument it mutates and the ``fresh`` tensors
+    it returns. Sizes are those of the views passed."""
     modelled = kernel_call_bytes(func, args, kwargs)
     if modelled is not None:
         return modelled
+    read, written = _reads_and_writes(func._schema, args, kwargs)
+    return read + written + sum(tensor_bytes(t) for t in fresh)
+
+
+def eager_op_bytes(func: Any, args: Sequence[Any], kwargs: dict[str, Any], out: Any) -> int:
+    """Bytes one eager op call moves (``call_bytes``; the fresh outputs are those that share no
+    input's storage). Views (nothing fresh, nothing mutated) and allocations move nothing."""
     schema = getattr(func, "_schema", None)
     if schema is None or schema.name in _ALLOCATIONS:
         return 0
-    inputs = [t for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)]
-    storages = {_storage(t) for t in inputs}
-    fresh = [t for t in tree_leaves(out) if isinstance(t, torch.Tensor) and _storage(t) not in storages]
+    inputs = {_storage(t) for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)}
+    fresh = [t for t in tree_leaves(out) if isinstance(t, torch.Tensor) and _storage(t) not in inputs]
+    if not fresh and not is_ir_kernel(func) and not _reads_and_writes(schema, args, kwargs)[1]:
+        return 0  # a view or a metadata query
+    return call_bytes(func, args, kwargs, fresh)
+
+
+def _reads_and_writes(schema: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> tuple[int, int]:
     read = written = 0
     for position, argument in enumerate(schema.arguments):
         value = args[position] if position < len(args) else kwargs.get(argument.name)
@@ -120,9 +133,7 @@ def eager_op_bytes(func: Any, args: Sequence[Any], kwargs: dict[str, Any], out: 
         written += size if writes else 0
         only_written = writes and (argument.is_out or schema.name == "aten::copy_" and position == 0)
         read += 0 if only_written else size
-    if not written and not fresh:  # a view or a metadata query
-        return 0
-    return read + written + sum(tensor_bytes(t) for t in fresh)
+    return read, written
 
 
 def _storage(t: torch.Tensor) -> int:

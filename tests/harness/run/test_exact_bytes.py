@@ -52,6 +52,12 @@ def test_exact_bytes_replace_inductors_charge_for_our_kernels_only():
     unread = SchedulerKernel("op2", 99, target=kernels.rms_norm_torch_.default, args=None)
     assert exact_bytes([[theirs, unread]]) is None  # ours, arguments unknown: no guess
     assert exact_bytes([[SchedulerKernel("op3", 99, target=torch.ops.aten.mm.default, args=None)]]) == 99
+    # any other fallback kernel (e.g. attention) reads the views it gets, not their base
+    base = torch.randn(4, 24)
+    view, out = base[:, :8], torch.empty(4, 8, device="meta")
+    add = SchedulerKernel("op4", 10**6, target=torch.ops.aten.add.Tensor, args=(view, view), kwargs={},
+                          outputs=(out,))
+    assert exact_bytes([[add]]) == 3 * view.numel() * 4
 
 
 def test_decided_bytes_are_read_and_write_of_every_removed_or_folded_clone():
@@ -105,14 +111,15 @@ def _extra_bytes(name: str, variant: str, shape: Shape) -> int:
 
     llama_block's graph has copies of its own that no pass may remove (the kv heads expanded for
     attention, kept as ``layout-differs``): the compiled code's one fused expansion kernel reads
-    k and (as Inductor charges it) v at the expanded size and writes both expanded, and attention
-    reads the expanded k and v. The eager ``ideal`` copies through ``reshape`` and SDPA also
-    writes its log-sum-exp. rotary_views' eager ``ideal`` matmul reads x once per batch of the
-    projection (``torch.matmul`` broadcasts it for ``bmm``).
+    k and (as Inductor charges it) v at the expanded size and writes both expanded; attention
+    reads the expanded k and v and also writes its log-sum-exp (one value per head and token).
+    The eager ``ideal`` copies through ``reshape`` (reading the expanded views). rotary_views'
+    eager ``ideal`` matmul reads x once per batch of the projection (``torch.matmul``
+    broadcasts it for ``bmm``).
     """
     d, t = shape.dims, shape.num_tokens
     if name == "llama_block" and variant == "cleanpass":
-        return 4 * (5 * t * d.q_size - t * d.kv_size)
+        return 4 * (5 * t * d.q_size - t * d.kv_size + t * d.heads)
     if name == "llama_block" and variant == "ideal":
         return 4 * (6 * t * d.q_size + t * d.heads - 2 * t * d.kv_size)
     if name.startswith("rotary_views") and variant == "ideal":
