@@ -13,11 +13,11 @@ costs ``call_bytes`` of the views it is actually handed (numel x element size of
 argument, never its base): a call of one of our IR kernels (in place, out of place or
 functional; any provider) its IR op's byte model (``workloads.ir.registry.kernel_call_bytes``),
 any other op (e.g. attention) a read of each argument and a write of what it mutates or
-returns. We count there, and not on the FX
-graph the pass leaves, because only the scheduler knows what Inductor fused: a clone fused
-into its producer costs its write only, one left on its own costs read + write of its bytes
-(Inductor's count for a generated kernel is exact for its elements), and a view Inductor could
-not pass as a reinterpretation of its base shows up as the copy kernel it became.
+returns. We count there, and not on the FX graph the pass leaves, because only the scheduler
+knows what Inductor fused: a clone fused into its producer costs its write only, one left on
+its own costs read + write of its bytes (Inductor's count for a generated kernel is exact for
+its elements), and a view Inductor could not pass as a reinterpretation of its base shows up
+as the copy kernel it became.
 
 Sizes are evaluated at the compile's size hints: with a dynamic token dim, the count describes
 the token count the graph was compiled at (the row's ``bytes_at_tokens``), like
@@ -47,7 +47,7 @@ def kernel_bytes(kernel: SchedulerKernel) -> int | None:
     """One scheduler node's bytes: a fallback kernel by ``call_bytes`` on the views it is handed
     (our kernels by their byte model), every other node by Inductor's count; None for one of
     our kernels whose arguments could not be read."""
-    if kernel.target is None:
+    if kernel.target is None or getattr(kernel.target, "_schema", None) is None:  # e.g. a higher-order op
         return kernel.inductor_bytes
     if kernel.args is None:
         return None if is_ir_kernel(kernel.target) else kernel.inductor_bytes
@@ -58,7 +58,11 @@ def exact_bytes(graphs: Sequence[Sequence[SchedulerKernel] | None]) -> int | Non
     """Bytes of every kernel of the compiled graphs; None when a graph's nodes are unknown."""
     if not graphs or any(g is None for g in graphs):
         return None
-    counts = [kernel_bytes(k) for g in graphs for k in g]  # type: ignore[union-attr]
+    try:
+        counts = [kernel_bytes(k) for g in graphs for k in g]  # type: ignore[union-attr]
+    except Exception:  # noqa: BLE001 - a kernel we cannot size costs the count, never the run
+        log.warning("cannot size a kernel of the compiled graph: no exact bytes", exc_info=True)
+        return None
     return None if any(c is None for c in counts) else sum(counts)  # type: ignore[misc]
 
 

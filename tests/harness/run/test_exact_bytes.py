@@ -58,6 +58,8 @@ def test_exact_bytes_replace_inductors_charge_for_our_kernels_only():
     add = SchedulerKernel("op4", 10**6, target=torch.ops.aten.add.Tensor, args=(view, view), kwargs={},
                           outputs=(out,))
     assert exact_bytes([[add]]) == 3 * view.numel() * 4
+    hop = SchedulerKernel("op5", 7, target=torch.ops.higher_order.auto_functionalized, args=(), kwargs={})
+    assert exact_bytes([[hop]]) == 7  # no schema to read: Inductor's count
 
 
 def test_decided_bytes_are_read_and_write_of_every_removed_or_folded_clone():
