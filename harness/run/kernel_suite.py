@@ -3,8 +3,9 @@
 Each (IR op, Triton implementation, layout, dtype, tokens, model width) becomes one result row:
 ``workload = kernel_<op>``, ``variant = triton_<inplace|out>_<layout>`` (``out``: a functional
 kernel, or the out-of-place form of an in-place one writing fresh outputs), ``model_bytes`` from
-the op's byte model below, so ``gbps`` and ``pct_of_peak`` (of the copy bandwidth measured in
-the same run) come out of the usual results table and the gate can guard them.
+the op's byte model (``IROp.bytes_moved``, the one model per op), so ``gbps`` and
+``pct_of_peak`` (of the copy bandwidth measured in the same run) come out of the usual results
+table and the gate can guard them.
 
 Correctness first, on every device: outputs against the float64 reference, in-place kernels
 must write their argument's storage, out-of-place forms must leave their inputs untouched and
