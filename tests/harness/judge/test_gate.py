@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from harness.store.baseline import InputError, RunData, load_run, write_baseline
-from harness.judge.gate import GateConfig, Level, gate
+from harness.judge.gate import GateConfig, Level, exact_findings, gate
 from tests.harness.cli_calls import call
 from tests.harness.harness_synth import make_env, make_rows, make_samples, synth_run, write_run
 
@@ -245,3 +245,12 @@ def test_latency_regression_needs_the_rerun_to_agree(tmp_path):
     code, lines = _cli(base, slow, "--confirm-run", str(fine))
     assert code == 0
     assert any(l.startswith("WARN") and "the rerun did not confirm it" in l for l in lines)
+
+
+def test_exact_bytes_are_gated_only_against_a_baseline_that_has_them():
+    key = ("rms_norm", "cleanpass", "float32", 32, 4096, "cpu")
+    old_baseline = {"clones_after": 0, "kernels": 1, "bytes_accessed": 100, "ok": True}
+    run = dict(old_baseline, bytes_exact=80)
+    assert exact_findings(key, old_baseline, run) == []
+    grown = exact_findings(key, dict(old_baseline, bytes_exact=70), run)
+    assert [(f.level, f.metric) for f in grown] == [(Level.REGRESSION, "bytes_exact")]
