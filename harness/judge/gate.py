@@ -12,7 +12,9 @@ Rules, numbered as in the README and the tests:
    purpose if that was intended; with ``--partial`` it is a NOTE); a run row with no baseline
    row is a NOTE.
 3. **Contracts** (hold on every machine; gated exactly, no tolerance): ``clones_after``,
-   ``kernels``, ``bytes_accessed``, ``bytes_exact`` must not grow; ``ok`` must not turn false; and
+   ``kernels``, ``copies``, ``bytes_accessed``, ``bytes_exact`` must not grow (a baseline without
+   ``copies`` or ``bytes_exact``, written before they existed, gates nothing on it); ``ok`` must
+   not turn false; and
    ``bitwise_equal`` must not turn false on rows that promise bit-equality with a partner
    (``bitwise_partner`` set: ``cleanpass`` and ``vllm`` against ``lowered``, since the pass may
    not change a single bit).
@@ -62,6 +64,7 @@ EXIT_PASS, EXIT_REGRESSION, EXIT_UNUSABLE = 0, 1, 2
 GROW_RULES = {
     "clones_after": "the pass left a clone it used to remove",
     "kernels": "more kernels launched than in the baseline",
+    "copies": "the generated code copies more than in the baseline",
     "bytes_accessed": "the compiled code moves more bytes than in the baseline",
     "bytes_exact": "the compiled code moves more bytes than in the baseline (exact count)",
 }

@@ -16,9 +16,9 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode  # exact bytes of eager variants
 from torch.utils._pytree import tree_leaves
 
-__all__ = ["BytesCounter", "SchedulerKernel", "capture_compiled_modules", "capture_generated_code",
-           "poisoned_wrapper_allocations", "TorchDispatchMode", "count_inductor_bytes", "measurement_config",
-           "reset_dynamo", "tree_leaves"]
+__all__ = ["BytesCounter", "SchedulerKernel", "attribution_config", "capture_compiled_modules",
+           "capture_generated_code", "poisoned_wrapper_allocations", "TorchDispatchMode", "count_inductor_bytes",
+           "measurement_config", "record_provenance", "reset_dynamo", "tree_leaves"]
 
 log = logging.getLogger(__name__)
 
@@ -340,44 +340,62 @@ def reset_dynamo() -> None:
 
 
 @contextlib.contextmanager
+def record_provenance(on_compile: Callable[[dict[str, list[str]]], None]) -> Iterator[bool]:
+    """Record Inductor's provenance inside the block; yields whether this torch can.
+
+    ``trace.provenance_tracking_level = 1`` makes Inductor map each kernel it emits
+    (``<kernel>:<debug handle>``, the handle also written as a comment above the launch in the
+    wrapper) to the post-grad FX nodes it came from, in module globals of
+    ``torch._inductor.debug`` that it resets and restores around every compile
+    (``reset_provenance_globals``). We wrap that reset and hand ``on_compile`` a copy of the map
+    before it is restored: one call per compile, after its wrapper code was written.
+    """
+    ind = torch._inductor.config
+    try:
+        from torch._inductor import debug
+    except Exception:  # pragma: no cover - layout changed
+        debug = None
+    original = getattr(debug, "reset_provenance_globals", None)
+    if original is None or not hasattr(getattr(ind, "trace", None), "provenance_tracking_level"):
+        log.warning("no Inductor provenance tracking on torch %s", torch.__version__)
+        yield False
+        return
+
+    @contextlib.contextmanager
+    def recording() -> Iterator[None]:
+        with original():
+            try:
+                yield
+            finally:
+                found = getattr(debug, "_inductor_triton_kernel_to_post_grad_node_info", {}) or {}
+                on_compile({str(k): list(v) for k, v in found.items()})
+
+    with ind.patch({"trace.provenance_tracking_level": 1}):
+        debug.reset_provenance_globals = recording
+        try:
+            yield True
+        finally:
+            debug.reset_provenance_globals = original
+
+
+@contextlib.contextmanager
 def attribution_config(provenance: dict[str, list[str]]) -> Iterator[None]:
     """Compile for kernel attribution: C++ kernels visible to the profiler, provenance recorded.
 
-    ``cpp.enable_kernel_profile`` wraps each generated C++ kernel in a profiler range.
-    ``trace.provenance_tracking_level = 1`` makes Inductor map each generated kernel to the
-    post-grad FX nodes fused into it, in module globals of ``torch._inductor.debug`` that it
-    resets and restores around every compile (``reset_provenance_globals``); we wrap that reset
-    to copy the map into ``provenance`` (kernel name without its ``:<handle>``) before it is
-    restored. Either switch missing on this torch: attribution falls back to kernel names.
+    ``cpp.enable_kernel_profile`` wraps each generated C++ kernel in a profiler range;
+    ``provenance`` gets each kernel's post-grad FX nodes (``record_provenance``), keyed by the
+    kernel name without its ``:<handle>``. Either switch missing on this torch: attribution
+    falls back to kernel names.
     """
     ind = torch._inductor.config
+
+    def merge(found: dict[str, list[str]]) -> None:
+        for kernel, nodes in found.items():
+            bucket = provenance.setdefault(kernel.split(":", 1)[0], [])
+            bucket += [n for n in nodes if n not in bucket]
+
     with contextlib.ExitStack() as stack:
         if hasattr(ind, "cpp") and hasattr(ind.cpp, "enable_kernel_profile"):
             stack.enter_context(ind.patch({"cpp.enable_kernel_profile": True}))
-        try:
-            from torch._inductor import debug
-        except Exception:  # pragma: no cover - layout changed
-            debug = None
-        original = getattr(debug, "reset_provenance_globals", None)
-        if original is None or not hasattr(getattr(ind, "trace", None), "provenance_tracking_level"):
-            log.warning("no Inductor provenance tracking on torch %s", torch.__version__)
-            yield
-            return
-        stack.enter_context(ind.patch({"trace.provenance_tracking_level": 1}))
-
-        @contextlib.contextmanager
-        def recording() -> Iterator[None]:
-            with original():
-                try:
-                    yield
-                finally:
-                    found = getattr(debug, "_inductor_triton_kernel_to_post_grad_node_info", {}) or {}
-                    for kernel, nodes in found.items():
-                        bucket = provenance.setdefault(str(kernel).split(":", 1)[0], [])
-                        bucket += [n for n in nodes if n not in bucket]
-
-        debug.reset_provenance_globals = recording
-        try:
-            yield
-        finally:
-            debug.reset_provenance_globals = original
+        stack.enter_context(record_provenance(merge))
+        yield

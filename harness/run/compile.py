@@ -3,9 +3,10 @@
 A compile group is everything of a case except the token count. The first call of a group
 (the largest token count, so the counted bytes describe the bandwidth-relevant size and the
 token dim is not specialised to 1) marks each activation's token dim dynamic and compiles;
-later token counts reuse that graph. We read the generated code, Inductor's byte count, our
-exact one (``harness.run.exact_bytes``) and the pass's decisions on the calls that compiled; a
-call that recompiled (e.g. tokens=1, which Dynamo specialises) refreshes them.
+later token counts reuse that graph. We read the generated code (kernels, copies and the view
+check of ``codecheck``, compiled with Inductor's provenance tracking on), Inductor's byte count,
+our exact one (``harness.run.exact_bytes``) and the pass's decisions on the calls that compiled;
+a call that recompiled (e.g. tokens=1, which Dynamo specialises) refreshes them.
 """
 from __future__ import annotations
 
@@ -15,9 +16,13 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, Callable, Hashable, Sequence
 
+import torch
+
+from harness.run import codecheck
 from harness.run import compat
 from harness.run import exact_bytes
 from harness.run import measure
+from workloads.ir.registry import KERNEL_NAMESPACE
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +33,9 @@ class CompiledEntry:
 
     compiled: Callable[..., Any]
     kernels: int | None = None
+    copies: int | None = None
+    #: mutated view arguments that reach a checked kernel as a temporary (``codecheck``)
+    view_errors: tuple[str, ...] = ()
     bytes_accessed: int | None = None
     bytes_exact: int | None = None
     bytes_decided: int | None = None
@@ -71,6 +79,32 @@ def _clone_counts(reports: Sequence[Any]) -> tuple[int | None, int | None]:
     return before, after
 
 
+def ir_kernel_mutated_args(qualname: str) -> tuple[tuple[int, str], ...] | None:
+    """(position, name) of each argument one of our IR kernels (``cleanpass_kernels::*``)
+    mutates, from its schema's ``Tensor(a!)``; None for any other op (the view check skips it)."""
+    ns, _, rest = qualname.partition("::")
+    if ns != KERNEL_NAMESPACE:
+        return None
+    op, _, overload = rest.partition(".")
+    try:
+        schema = getattr(getattr(getattr(torch.ops, ns), op), overload or "default")._schema
+    except (AttributeError, RuntimeError):
+        return None
+    return tuple((i, a.name) for i, a in enumerate(schema.arguments)
+                 if a.alias_info is not None and a.alias_info.is_write)
+
+
+def view_errors(codes: Sequence[str], maps: Sequence[dict[str, list[str]]]) -> tuple[str, ...]:
+    """The view check (``codecheck.check_views``) of our IR kernels over every compiled graph."""
+    errors: list[str] = []
+    for i, code in enumerate(codes):
+        report = codecheck.check_views(code, maps[i] if i < len(maps) else None, ir_kernel_mutated_args)
+        errors += [str(v) for v in report.violations]
+        if report.unverified:
+            log.warning("view check could not verify %s (no provenance)", report.unverified)
+    return tuple(errors)
+
+
 def first_call(entry: CompiledEntry, fn: Callable[..., Any], inputs: Sequence[Any], num_tokens: int,
                sync: Callable[[], None], mark_token_dims: Callable[[Sequence[Any]], Any]) -> tuple[Any, float]:
     """Call the compiled fn once (compiling if needed); refresh counts if it compiled.
@@ -82,15 +116,22 @@ def first_call(entry: CompiledEntry, fn: Callable[..., Any], inputs: Sequence[An
     reports = getattr(entry.compiled, "reports", None)
     n_reports = len(reports) if reports is not None else 0
     codes: list[str] = []
+    maps: list[dict[str, list[str]]] = []  # provenance, one per code
+
+    def on_compile(found: dict[str, list[str]]) -> None:
+        maps.extend(found for _ in range(len(codes) - len(maps)))
+
     t0 = time.perf_counter()
-    with compat.capture_generated_code(codes), compat.count_inductor_bytes() as counted, \
-            compat.capture_compiled_modules(entry.modules):
+    with compat.capture_generated_code(codes), compat.record_provenance(on_compile), \
+            compat.count_inductor_bytes() as counted, compat.capture_compiled_modules(entry.modules):
         out = entry.compiled(fn, *inputs)
         sync()
     seconds = time.perf_counter() - t0
     if codes:
         entry.compiles += 1
         entry.kernels = measure.count_kernels_in(codes)
+        entry.copies = codecheck.count_copies(codes, maps)
+        entry.view_errors = view_errors(codes, maps)
         entry.bytes_accessed = counted.value if counted.value else None
         entry.bytes_exact = exact_bytes.exact_bytes(counted.graphs)
         entry.bytes_at_tokens = num_tokens

@@ -76,6 +76,8 @@ class Prepared:
     clones_before: int | None = None
     clones_after: int | None = None
     kernels: int | None = None
+    copies: int | None = None       # copy launches in the generated code (None: no code, eager)
+    view_errors: tuple[str, ...] = ()  # mutated views that reach a kernel as a temporary
     bytes_accessed: int | None = None
     bytes_exact: int | None = None
     bytes_decided: int | None = None
@@ -217,7 +219,8 @@ def compiled_builder(variant: str, make: Callable[[], Callable], source: Callabl
         return Prepared(call=lambda: compiled(fn, *inputs), inputs=inputs,
                         donated=tuple(ctx.built.donated) if donates else (),
                         clones_before=entry.clones_before, clones_after=entry.clones_after,
-                        kernels=entry.kernels, bytes_accessed=entry.bytes_accessed,
+                        kernels=entry.kernels, copies=entry.copies, view_errors=entry.view_errors,
+                        bytes_accessed=entry.bytes_accessed,
                         bytes_exact=entry.bytes_exact, bytes_decided=entry.bytes_decided,
                         bytes_at_tokens=entry.bytes_at_tokens, compile_s=seconds,
                         first_call_compiled=entry.compiles > compiles_before,

@@ -51,7 +51,7 @@ SAMPLE_COLUMNS = list(ROW_KEY) + ["device_name", "block", "sample_us"]
 
 
 #: The row layout's version; bump it when a column changes meaning or a new one is added.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 #: Rows written before ``schema_version`` existed.
 LEGACY_SCHEMA_VERSION = 1
 
@@ -167,6 +167,7 @@ class Row:
     clones_before: int | None = None
     clones_after: int | None = None
     kernels: int | None = None
+    copies: int | None = None          # copy launches in Inductor's generated code (None: eager)
     bytes_accessed: int | None = None
     bytes_exact: int | None = None     # our count, exact for views (harness.run.exact_bytes)
     bytes_decided: int | None = None   # read + write bytes of the clones the pass removed/folded
@@ -210,10 +211,12 @@ class Row:
 ROW_COLUMNS = [f.name for f in dataclasses.fields(Row)]
 COLUMNS = ROW_COLUMNS[:ROW_COLUMNS.index("max_abs_err")] + ["gbps", "pct_of_peak"] + \
     ROW_COLUMNS[ROW_COLUMNS.index("max_abs_err"):] + ["saving_realized", "bytes_note"]
-_INT_COLUMNS = ["clones_before", "clones_after", "kernels", "bytes_accessed", "bytes_exact", "bytes_decided",
-                "bytes_at_tokens", "model_bytes", "peak_mem_bytes"]
+_INT_COLUMNS = ["clones_before", "clones_after", "kernels", "copies", "bytes_accessed", "bytes_exact",
+                "bytes_decided", "bytes_at_tokens", "model_bytes", "peak_mem_bytes"]
 #: row columns added with kernel attribution; older files lack them (read back as missing)
 ATTRIBUTION_ROW_COLUMNS = ("copy_us", "peak_mem_bytes", "saving_realized")
+#: row columns added later still (schema 4); older files lack them (read back as missing)
+LATER_ROW_COLUMNS = ATTRIBUTION_ROW_COLUMNS + ("copies",)
 #: columns added with exact byte accounting (schema 3); older files read back empty
 EXACT_BYTES_COLUMNS = ("bytes_exact", "bytes_decided", "bytes_note")
 #: variants whose saving against ``lowered`` is the pass's work (``saving_realized``)
@@ -329,7 +332,7 @@ def _missing(v: Any) -> bool:
 def normalize_frame(df: pd.DataFrame) -> pd.DataFrame:
     """Apply the schema dtypes (nullable ints/bools) so parquet and CSV read back the same."""
     df = df.copy()
-    for c in ATTRIBUTION_ROW_COLUMNS:  # runs written before these columns existed
+    for c in LATER_ROW_COLUMNS:  # runs written before these columns existed
         if c not in df.columns:
             df[c] = math.nan
     for c in EXACT_BYTES_COLUMNS:
