@@ -10,11 +10,12 @@ a call that recompiled (e.g. tokens=1, which Dynamo specialises) refreshes them.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any, Callable, Hashable, Sequence
+from typing import Any, Callable, Hashable, Iterator, Sequence
 
 import torch
 
@@ -94,15 +95,45 @@ def ir_kernel_mutated_args(qualname: str) -> tuple[tuple[int, str], ...] | None:
                  if a.alias_info is not None and a.alias_info.is_write)
 
 
-def view_errors(codes: Sequence[str], maps: Sequence[dict[str, list[str]]]) -> tuple[str, ...]:
-    """The view check (``codecheck.check_views``) of our IR kernels over every compiled graph."""
-    errors: list[str] = []
-    for i, code in enumerate(codes):
-        report = codecheck.check_views(code, maps[i] if i < len(maps) else None, ir_kernel_mutated_args)
-        errors += [str(v) for v in report.violations]
-        if report.unverified:
-            log.warning("view check could not verify %s (no provenance)", report.unverified)
-    return tuple(errors)
+@dataclass
+class GeneratedCode:
+    """Inductor's wrapper code of every graph compiled inside ``capture_code``, each with its
+    provenance map (``<kernel>:<handle>`` -> post-grad FX nodes; empty without tracking)."""
+
+    codes: list[str] = field(default_factory=list)
+    provenance: list[dict[str, list[str]]] = field(default_factory=list)
+
+    def copies(self) -> int | None:
+        """Copy launches over all graphs (``codecheck.count_copies``); None when none compiled."""
+        return codecheck.count_copies(self.codes, self.provenance)
+
+    def view_reports(self) -> list[codecheck.ViewReport]:
+        """The view check of our IR kernels, one report per graph."""
+        return [codecheck.check_views(code, prov, ir_kernel_mutated_args)
+                for code, prov in zip(self.codes, self.provenance)]
+
+    def view_errors(self) -> tuple[str, ...]:
+        """Every violation of the view check, as a readable line (warns on unverified ones)."""
+        errors: list[str] = []
+        for report in self.view_reports():
+            errors += [str(v) for v in report.violations]
+            if report.unverified:
+                log.warning("view check could not verify %s (no provenance)", report.unverified)
+        return tuple(errors)
+
+
+@contextlib.contextmanager
+def capture_code() -> Iterator[GeneratedCode]:
+    """Capture the wrapper code and provenance of the graphs compiled inside the block."""
+    found = GeneratedCode()
+
+    def on_compile(provenance: dict[str, list[str]]) -> None:
+        # called once per compile, after its wrapper(s) were written
+        found.provenance.extend(provenance for _ in range(len(found.codes) - len(found.provenance)))
+
+    with compat.capture_generated_code(found.codes), compat.record_provenance(on_compile):
+        yield found
+    found.provenance.extend({} for _ in range(len(found.codes) - len(found.provenance)))
 
 
 def first_call(entry: CompiledEntry, fn: Callable[..., Any], inputs: Sequence[Any], num_tokens: int,
@@ -115,23 +146,17 @@ def first_call(entry: CompiledEntry, fn: Callable[..., Any], inputs: Sequence[An
         mark_token_dims(inputs)
     reports = getattr(entry.compiled, "reports", None)
     n_reports = len(reports) if reports is not None else 0
-    codes: list[str] = []
-    maps: list[dict[str, list[str]]] = []  # provenance, one per code
-
-    def on_compile(found: dict[str, list[str]]) -> None:
-        maps.extend(found for _ in range(len(codes) - len(maps)))
-
     t0 = time.perf_counter()
-    with compat.capture_generated_code(codes), compat.record_provenance(on_compile), \
-            compat.count_inductor_bytes() as counted, compat.capture_compiled_modules(entry.modules):
+    with capture_code() as generated, compat.count_inductor_bytes() as counted, \
+            compat.capture_compiled_modules(entry.modules):
         out = entry.compiled(fn, *inputs)
         sync()
     seconds = time.perf_counter() - t0
-    if codes:
+    if generated.codes:
         entry.compiles += 1
-        entry.kernels = measure.count_kernels_in(codes)
-        entry.copies = codecheck.count_copies(codes, maps)
-        entry.view_errors = view_errors(codes, maps)
+        entry.kernels = measure.count_kernels_in(generated.codes)
+        entry.copies = generated.copies()
+        entry.view_errors = generated.view_errors()
         entry.bytes_accessed = counted.value if counted.value else None
         entry.bytes_exact = exact_bytes.exact_bytes(counted.graphs)
         entry.bytes_at_tokens = num_tokens

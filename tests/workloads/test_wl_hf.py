@@ -7,6 +7,7 @@ import copy
 import pytest
 import torch
 
+from harness.run.compile import GeneratedCode, capture_code
 from workloads import catalog, hf, pipeline
 from workloads.dims import ModelDims
 from workloads.models import _hf
@@ -32,6 +33,14 @@ def _causal_lm(family: str) -> torch.nn.Module:
 
 def _err(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a.double() - b.double()).abs().max())
+
+
+def _views_reach_kernels(generated: GeneratedCode) -> int:
+    """The view check of the generated code passed and checked something; returns the copies."""
+    reports = generated.view_reports()
+    assert sum(r.checked for r in reports) > 0
+    assert not any(r.unverified for r in reports) and generated.view_errors() == ()
+    return generated.copies()
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -84,11 +93,13 @@ def test_compiled_sound_model_matches_transformers_and_keeps_embeddings(family: 
     want = copy.deepcopy(model).double()(inputs_embeds=x[None].double()).last_hidden_state[0]
     compiled = pipeline.compile_fn(hf.adapt(model), policy="sound")
     kept = x.clone()
-    got = compiled(inputs_embeds=x)
+    with capture_code() as generated:
+        got = compiled(inputs_embeds=x)
     assert _err(got, want) < 1e-4 and torch.equal(x, kept)
     rep = compiled.reports[-1]
     # the 2 clones of the kept inputs_embeds stay out of elimination and are folded
     assert (rep.clones_before, rep.clones_after, len(rep.folded)) == (13, 0, 2)
+    assert _views_reach_kernels(generated) == 0  # read from the generated code: no copy at all
 
 
 @pytest.mark.slow
@@ -117,8 +128,9 @@ def test_layer_inputs_donated_through_their_views_lose_every_clone() -> None:
     compiled = pipeline.compile_fn(step, policy="sound")
     x, r, pos = torch.randn(1, 8, TINY.hidden), torch.randn(1, 8, TINY.hidden), torch.arange(8)[None]
     want = layer(pos, x.clone(), r.clone())
-    with torch.inference_mode():
+    with torch.inference_mode(), capture_code() as generated:
         got = compiled(pos, x, r)
+    assert _views_reach_kernels(generated) == 0  # the kernels write the caller's views in place
     assert compiled.donated[-1] and (compiled.reports[-1].clones_before, compiled.reports[-1].clones_after) == (6, 0)
     for a, b in zip(got, want):
         torch.testing.assert_close(a, b)

@@ -81,6 +81,33 @@ def test_shrinking_exact_metric_passes(tmp_path, metric):
     assert _cli(base, _edit_run(tmp_path, shrink))[0] == 0
 
 
+def _with_copies(rows: pd.DataFrame) -> pd.DataFrame:
+    rows = rows.copy()
+    rows["copies"] = (rows["clones_after"] > 0).astype(int)  # lowered's clones fuse into one copy kernel
+    return rows
+
+
+def test_copies_growing_fails_like_a_clone_left_behind(tmp_path):
+    rows = _with_copies(make_rows())
+    base = write_baseline(load_run(synth_run(tmp_path / "base_run", seed=1, rows=rows)), tmp_path / "b.parquet")
+
+    def copy_more(rows):
+        rows = _with_copies(rows)
+        rows.loc[_sel(rows), "copies"] = 2  # e.g. Inductor copies a view in and back
+        return rows
+
+    code, lines = _cli(base, _edit_run(tmp_path, copy_more))
+    bad = [l for l in lines if l.startswith("REGRESSION")]
+    assert code == 1 and len(bad) == 1
+    assert "cleanpass rms_norm bf16 T=32 H=4096: copies 0 -> 2 (the generated code copies more" in bad[0]
+
+
+def test_a_baseline_written_before_copies_gates_nothing_on_it(tmp_path):
+    """Old baselines (the committed CPU one included) have no ``copies``: no finding, either way."""
+    base = _baseline(tmp_path)
+    assert _cli(base, _edit_run(tmp_path, lambda rows: _with_copies(rows).assign(copies=7)))[0] == 0
+
+
 @pytest.mark.parametrize("metric", ["ok", "bitwise_equal"])
 def test_flag_turning_false_fails(tmp_path, metric):
     base = _baseline(tmp_path)

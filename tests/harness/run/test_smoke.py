@@ -62,7 +62,7 @@ def test_columns_and_types(run):
     assert df["dtype"].isin(["float32", "float16", "bfloat16"]).all()
     assert df["ok"].dtype == bool and str(df["bitwise_equal"].dtype) == "boolean"
     assert (df["device"] == "cpu").all() and (df["suite"] == "smoke").all()
-    for c in ("clones_before", "clones_after", "kernels", "bytes_accessed", "model_bytes"):
+    for c in ("clones_before", "clones_after", "kernels", "copies", "bytes_accessed", "model_bytes"):
         assert str(df[c].dtype) == "Int64", c
 
 
@@ -119,6 +119,35 @@ def test_clone_counts_match_the_workloads_contract(run, catalog):
             assert len(row) == 1
             got = (int(row["clones_before"].iloc[0]), int(row["clones_after"].iloc[0]))
             assert got == (before, after), (case.key, variant)
+
+
+#: Workloads whose cleanpass code has no copy at all: every clone of our lowering is removed or
+#: folded into an out-of-place kernel (read from the generated code, not the FX graph).
+COPY_FREE = ("fused_add_rms_norm", "rms_norm", "norm_chain", "donated_chain", "rotary_views",
+             "rotary_views_base_read")
+
+
+def test_copies_are_read_from_every_compiled_variants_code(run):
+    """The copy count and the view check ran on every compiled graph of the suite."""
+    df = run.results
+    ran = df[df["status"] != results.Status.SKIPPED.value]
+    eager = ran["variant"].isin(["eager", "ideal"])
+    assert ran.loc[eager, "copies"].isna().all()  # no generated code: empty, not 0
+    assert ran.loc[~eager, "copies"].notna().all()
+    assert not df["error"].str.contains("view check").any(), df.loc[df["error"] != "", "error"].tolist()
+
+
+def test_cleanpass_leaves_only_the_real_copies(run):
+    """No copy of our lowering survives in cleanpass's code; llama_block keeps the GQA expand
+    (one kernel holding both kv expansions), which the native compile has too."""
+    df = run.results.set_index(["workload", "num_tokens", "variant"])["copies"]
+    cp = df.xs("cleanpass", level="variant")
+    for workload in COPY_FREE:
+        assert (cp.loc[workload] == 0).all(), workload
+    native = df.xs("native", level="variant")
+    assert (cp.loc["llama_block"] == native.loc["llama_block"]).all()
+    assert (cp.loc["llama_block"] == 1).all()
+    assert (cp <= df.xs("lowered", level="variant")).all()
 
 
 def test_cleanpass_is_bit_identical_to_lowered_and_never_costs_more(run):

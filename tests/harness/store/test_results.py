@@ -86,3 +86,10 @@ def test_write_run_round_trips_and_refuses_to_overwrite(tmp_path):
     with pytest.raises(FileExistsError):
         res.claim_out_dir(tmp_path)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp files left
+
+
+def test_copies_is_a_nullable_count_and_older_files_read_back_without_it():
+    df = res.rows_to_frame([_row(copies=0), _row(variant="ideal")], 4.0)
+    assert str(df["copies"].dtype) == "Int64" and df["copies"].isna().tolist() == [False, True]
+    old = res.normalize_frame(df.drop(columns="copies"))  # a file written before the column
+    assert str(old["copies"].dtype) == "Int64" and old["copies"].isna().all()
