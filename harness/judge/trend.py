@@ -6,7 +6,8 @@ noisy; its recent median is not):
 1. The *reference* of a run is the median of that metric over the last ``window`` earlier
    runs (at least ``min_history`` of them, or the metric is not judged: NOTE).
 2. A run *violates* when
-   - ``clones_after``, ``kernels`` or ``bytes_accessed`` is above its reference;
+   - ``clones_after``, ``kernels``, ``copies`` or ``bytes_accessed`` is above its reference
+     (history runs written before ``copies`` existed are no reference for it);
    - ``ok`` or ``bitwise_equal`` is false where most reference runs had it true;
    - ``latency_us_p50`` is above ``reference * (1 + threshold)`` and by more than ``floor_us``.
 3. A violation in tonight's run alone is a WARN; tonight's and the previous run's together
@@ -34,7 +35,7 @@ from harness.store.results import ROW_KEY, measured_rows
 
 log = logging.getLogger(__name__)
 
-GROW_METRICS = ("clones_after", "kernels", "bytes_accessed")
+GROW_METRICS = ("clones_after", "kernels", "copies", "bytes_accessed")
 FLAG_METRICS = ("ok", "bitwise_equal")
 LATENCY = "latency_us_p50"
 

@@ -73,6 +73,27 @@ def test_regression_is_flagged_on_the_second_night_only(tmp_path):
     assert "second night in a row" in line
 
 
+def _copies(value_of_cleanpass_rms_norm_32):
+    def edit(rows):
+        rows["copies"] = (rows["clones_after"] > 0).astype(int)
+        sel = (rows.variant == "cleanpass") & (rows.workload == "rms_norm") & (rows.num_tokens == 32)
+        rows.loc[sel, "copies"] = value_of_cleanpass_rms_norm_32
+        return rows
+    return edit
+
+
+def test_copies_growing_two_nights_fails_and_older_nights_are_no_reference(tmp_path):
+    for day in range(1, 4):
+        _night(tmp_path, day)  # written before the column existed
+    assert _judge(tmp_path, _night(tmp_path, 4, edit=_copies(3))).exit_code == 0  # nothing to compare
+    for day in range(5, 8):
+        _night(tmp_path, day, edit=_copies(0))
+    _night(tmp_path, 8, edit=_copies(2))
+    res = _judge(tmp_path, _night(tmp_path, 9, edit=_copies(2)))
+    bad = [f.line() for f in res.findings if f.level is Level.REGRESSION]
+    assert res.exit_code == 1 and len(bad) == 1 and ": copies 0 -> 2" in bad[0]
+
+
 def test_one_noisy_night_never_fails(tmp_path):
     for day in range(1, 5):
         _night(tmp_path, day)
