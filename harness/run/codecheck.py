@@ -32,6 +32,7 @@ two apart and reports the argument as unverified.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping, Sequence
@@ -160,16 +161,23 @@ def parse(code: str) -> Wrapper:
     lines = code.splitlines()
     launches: list[Launch] = []
     previous_end = fn.lineno if fn is not None else 0
+    pending: list[str] = []  # handle comments not yet matched (a stream line may sit in between)
     for i, stmt in enumerate(statements):
-        handles = [m.group(1) for line in lines[previous_end:stmt.lineno - 1] for m in [_HANDLE.search(line)] if m]
+        pending += [m.group(1) for line in lines[previous_end:stmt.lineno - 1] for m in [_HANDLE.search(line)] if m]
         previous_end = stmt.end_lineno or stmt.lineno
-        launch = _launch(i, stmt, writes, handles[-1] if handles else None)
-        if launch is not None:
-            launches.append(launch)
+        launch = _launch(i, stmt, writes, None)
+        if launch is None:
+            continue
+        key = next((k for k in reversed(pending) if k.rsplit(":", 1)[0] == launch.name), None)
+        if key is not None:
+            pending = []
+            launch = dataclasses.replace(launch, key=key)
+        launches.append(launch)
     return Wrapper(statements, tuple(launches), writes)
 
 
 def _launch(index: int, stmt: ast.stmt, kernels: Mapping[str, frozenset[int]], key: str | None) -> Launch | None:
+    """The launch one statement makes (None for allocations, aliases, asserts, ...)."""
     target = None
     if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
         target, value = stmt.targets[0].id, stmt.value

@@ -196,9 +196,12 @@ def call(args):
     with torch.cuda._DeviceGuard(0):
         torch.cuda.set_device(0)
         buf0 = empty_strided_cuda((4, 8), (8, 1), torch.float32)
+        # [Provenance debug handles] triton_poi_fused_clone_0:1
         stream0 = get_raw_stream(0)
         triton_poi_fused_clone_0.run(arg0_1, buf0, 32, stream=stream0)
+        # [Provenance debug handles] triton_poi_fused_add_1:2
         triton_poi_fused_add_1.run(buf0, arg1_1, 32, stream=stream0)
+        # [Provenance debug handles] torch.ops.cleanpass_kernels.rms_norm_triton_.default:3
         torch.ops.cleanpass_kernels.rms_norm_triton_.default(buf0, None, 1e-05)
     return (buf0, )
 """
@@ -278,11 +281,22 @@ def test_triton_wrappers_are_read_too():
     """CUDA: kernels launched with ``.run`` inside the device guard; writes from the signature."""
     wrapper = codecheck.parse(TRITON)
     assert wrapper.writes == {"triton_poi_fused_clone_0": frozenset({1}), "triton_poi_fused_add_1": frozenset({0})}
+    # a handle comment finds its launch past the stream line between them
+    assert [ln.key for ln in wrapper.launches] == [
+        "triton_poi_fused_clone_0:1", "triton_poi_fused_add_1:2",
+        "torch.ops.cleanpass_kernels.rms_norm_triton_.default:3"]
     assert [ln.name for ln in codecheck.copy_launches(TRITON)] == ["triton_poi_fused_clone_0"]
-    own = {"triton_poi_fused_clone_0:1": ["clone_default"], "triton_poi_fused_add_1:2": ["add"]}
+    mutated = _mutated({"cleanpass_kernels::rms_norm_triton_.default": ((0, "x"),)})
     # the lowering's clone then an add in place: the kernel gets a buffer the graph asked for
-    report = codecheck.check_views(TRITON, own, _mutated({"cleanpass_kernels::rms_norm_triton_.default": ((0, "x"),)}))
-    assert report.checked == 1 and not report.violations
+    prov = {"triton_poi_fused_clone_0:1": ["clone_default"], "triton_poi_fused_add_1:2": ["add"],
+            "torch.ops.cleanpass_kernels.rms_norm_triton_.default:3": ["rms_norm_triton__default"]}
+    report = codecheck.check_views(TRITON, prov, mutated)
+    assert (report.checked, report.violations, report.unverified) == (1, [], [])
+    # the add kernel also carries the op's node: a layout copy made for the call (and a copy)
+    prov["triton_poi_fused_add_1:2"] = ["add", "rms_norm_triton__default"]
+    (v,) = codecheck.check_views(TRITON, prov, mutated).violations
+    assert "triton_poi_fused_add_1" in str(v)
+    assert codecheck.count_copies([TRITON], prov) == 2
 
 
 def test_op_names_map_to_fx_node_names():
