@@ -16,6 +16,11 @@ row layout's version (:data:`SCHEMA_VERSION`; files without the column are versi
 :data:`LEGACY_SCHEMA_VERSION`) and the run directory's name, so rows of many runs can be stacked
 in one DataFrame (``harness.store.history.load_runs``) and still say where they came from.
 
+``copies`` counts the copy launches in Inductor's generated code for the row's compiled graph(s)
+(``harness.run.codecheck``: copy kernels, clones fused into other kernels, layout copies Inductor
+made for an opaque kernel, extern copy calls); it is empty (NA, never 0) for the eager variants
+(``eager``, ``ideal``), which have no generated code, and in files written before the column.
+
 ``bitwise_partner`` names the variant a row promises to match bit for bit (``cleanpass``,
 ``vllm`` and ``vllm_real`` against ``lowered``: the pass may not change a single bit). That promise is a property
 of our code and holds on every machine; other rows' ``bitwise_equal`` is an observation that
