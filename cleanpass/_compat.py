@@ -14,7 +14,8 @@ from torch.utils._python_dispatch import TorchDispatchMode  # torch >= 2.0; veri
 from torch.utils._pytree import tree_leaves
 
 __all__ = ["AUTO_FUNCTIONALIZED_V1", "CustomGraphPassBase", "HigherOrderOperator", "OpOverload", "TorchDispatchMode",
-           "is_functional_triton_wrapper", "functional_hops", "size_hint", "statically_equal", "storage_key",
+           "is_functional_triton_wrapper", "functional_hops", "has_static_layout", "is_impure", "size_hint",
+           "statically_equal", "storage_key",
            "tensors_overlap", "tree_leaves"]
 
 
@@ -54,6 +55,24 @@ def tensors_overlap(a: torch.Tensor, b: torch.Tensor) -> bool:
     try:
         return bool(_OVERLAP_FN([a, b]))
     except Exception:  # data-dependent or symbolic sizes the checker can't reason about
+        return True
+
+
+def has_static_layout(fake: torch.Tensor) -> bool:
+    """Whether sizes and strides are plain ints, so comparing them adds no shape guard. Reads
+    the tensor's own flag (one attribute, not two tuples) when it has one; the storage offset
+    is the caller's to check."""
+    flag = getattr(fake, "_has_symbolic_sizes_strides", None)
+    if flag is not None:
+        return not flag
+    return all(type(v) is int for v in (*fake.shape, *fake.stride()))
+
+
+def is_impure(node: Any) -> bool:
+    """fx's own verdict on whether dead-code elimination may drop a node; True when unsure."""
+    try:
+        return bool(node.is_impure())
+    except Exception:  # an fx without the method, or a node it cannot judge
         return True
 
 

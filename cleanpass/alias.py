@@ -11,8 +11,9 @@ may-alias facts can only make the answer more conservative):
 Structure matters even when meta is present: after an edit (a removed clone) the fake tensors of
 later views still point at the old storage, and only the structure says they alias the source.
 
-Inside one storage, `may_overlap` refines with exact byte overlap of the fake tensors (split
-halves do not overlap); when that cannot be told, it answers True.
+Inside one storage, `may_overlap` refines with the exact overlap of the fake tensors' bytes
+(`cleanpass.overlap`: split halves, even and odd columns do not overlap), then torch's own
+check for symbolic sizes; when neither can tell, it answers True.
 """
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ import torch
 from torch.fx import Node
 
 from ._compat import OpOverload, storage_key, tensors_overlap
-from .mutation import FUNCTIONAL_HOPS, METADATA_ONLY_OPS, iter_nodes
+from .mutation import FUNCTIONAL_HOPS, METADATA_ONLY_OPS, PerOp, iter_nodes
+from .overlap import views_overlap
 
 aten = torch.ops.aten
 
@@ -40,20 +42,17 @@ def _fake_tensors(node: Node) -> list[torch.Tensor]:
     return []
 
 
-_ALIASED_CACHE: dict[OpOverload, tuple[tuple[int, str], ...]] = {}
-
-
+@PerOp
 def _aliased_arguments(op: OpOverload) -> tuple[tuple[int, str], ...]:
-    """(index, name) of the arguments whose schema carries an alias annotation, once per op."""
-    found = _ALIASED_CACHE.get(op)
-    if found is None:
-        if not op._schema.returns:  # returns nothing (an in-place kernel): no value to alias
-            found = _ALIASED_CACHE[op] = ()
-        else:
-            found = _ALIASED_CACHE[op] = tuple(
-                (index, argument.name) for index, argument in enumerate(op._schema.arguments)
-                if argument.alias_info is not None)
-    return found
+    """(index, name) of the arguments the op's output may alias, once per op: those whose
+    schema carries an alias annotation, `self` of the unannotated views, none when the op
+    returns nothing (an in-place kernel: no value to alias) or only looks at metadata."""
+    if op in METADATA_ONLY_OPS or not op._schema.returns:
+        return ()
+    if op in UNANNOTATED_VIEW_OPS:
+        return ((0, op._schema.arguments[0].name),)
+    return tuple((index, argument.name) for index, argument in enumerate(op._schema.arguments)
+                 if argument.alias_info is not None)
 
 
 def structural_alias_parents(node: Node) -> tuple[Node, ...]:
@@ -68,12 +67,13 @@ def structural_alias_parents(node: Node) -> tuple[Node, ...]:
                 return (parent,)
             return ()
         if isinstance(target, OpOverload):
-            if target in METADATA_ONLY_OPS:
-                return ()
-            if target in UNANNOTATED_VIEW_OPS:
-                return tuple(iter_nodes(node.args[:1]))
+            aliased = _aliased_arguments(target)
+            if len(aliased) == 1 and aliased[0][0] < len(node.args):  # a view of one tensor
+                value = node.args[aliased[0][0]]
+                if isinstance(value, Node):
+                    return (value,)
             parents: dict[Node, None] = {}
-            for index, name in _aliased_arguments(target):
+            for index, name in aliased:
                 value = node.args[index] if index < len(node.args) else node.kwargs.get(name)
                 parents.update(dict.fromkeys(iter_nodes(value)))
             return tuple(parents)
@@ -135,4 +135,5 @@ def may_overlap(a: Node, b: Node) -> bool:
     key_a, key_b = storage_key(fa), storage_key(fb)
     if key_a is None or key_a != key_b:
         return True  # different fake storages in one class: facts from an edit; assume overlap
-    return tensors_overlap(fa, fb)
+    exact = views_overlap(fa, fb)
+    return tensors_overlap(fa, fb) if exact is None else exact

@@ -11,6 +11,7 @@ import torch
 from torch.fx import Graph, GraphModule, Node
 
 from . import decisions
+from .dead import erase_dead_code
 from .facts import GraphFacts
 from .fold import fold_clones
 from .reference import run_reference
@@ -31,22 +32,20 @@ def _source_name(clone: Node) -> str:
     return source.name if isinstance(source, Node) else repr(source)
 
 
-def _erase_dead_clones(graph: Graph, report: decisions.CloneReport) -> None:
-    """Step 0: a clone nobody uses can always go, and its read of the source goes with it.
+def _erase_dead_code(graph: Graph, report: decisions.CloneReport) -> list[Node]:
+    """Step 0 (`cleanpass.dead`): dead clones, and dead pure computations whose reads would keep
+    clones alive, go first. Returns the clones left, in graph order."""
+    def removed(clone: Node) -> None:
+        report.add(decisions.decide(clone, _source_name(clone), decisions.REMOVED))
 
-    Done first because that read may be the only thing keeping an earlier clone alive; later
-    removals never take reads away (users of a removed clone read its source instead).
-    """
-    for clone in reversed(_clones(graph)):  # reversed: a dead clone may make its source dead
-        if not clone.users:
-            report.add(decisions.decide(clone, _source_name(clone), decisions.REMOVED))
-            graph.erase_node(clone)
+    return erase_dead_code(graph, removed)
 
 
-def _run_sound(graph: Graph, donated: tuple[int, ...], report: decisions.CloneReport) -> GraphFacts | None:
-    """Decide and remove; returns the facts (current with the removals), None if unreadable."""
-    _erase_dead_clones(graph, report)
-    clones = _clones(graph)
+def _run_sound(graph: Graph, donated: tuple[int, ...],
+               report: decisions.CloneReport) -> tuple[GraphFacts, list[Node]] | None:
+    """Decide and remove; returns the facts (current with the removals) and the clones kept,
+    None if the graph is unreadable."""
+    clones = _erase_dead_code(graph, report)
     try:
         facts = GraphFacts(graph, donated)
     except Exception:  # a graph the analysis cannot read: keep everything, say why
@@ -69,11 +68,14 @@ def _run_sound(graph: Graph, donated: tuple[int, ...], report: decisions.CloneRe
             facts.drop_clone(clone, source)
         report.add(decisions.decide(clone, _source_name(clone) if reason != decisions.REMOVED
                                     else source.name, reason))
-    for clone in _clones(graph):  # apply the edits in graph order; chains resolve to the root
+    kept = []
+    for clone in clones:  # apply the edits in graph order; chains resolve to the root
         if clone in facts.replaced:
             clone.replace_all_uses_with(facts.resolve(clone))
             graph.erase_node(clone)
-    return facts
+        else:
+            kept.append(clone)
+    return facts, kept
 
 
 @contextlib.contextmanager
@@ -104,9 +106,9 @@ def eliminate_clones_in_graph(graph: Graph, donated: tuple[int, ...] = (),
         if policy == "vllm":
             run_reference(graph, donated, report)
         else:
-            facts = _run_sound(graph, donated, report)
-            if fold and facts is not None:
-                fold_clones(graph, facts, report)
+            outcome = _run_sound(graph, donated, report)
+            if fold and outcome is not None and outcome[1]:
+                fold_clones(graph, *outcome, report)
     report.seconds = time.perf_counter() - started
     log.info("cleanpass %s", report.summary())
     for decision in report.kept:

@@ -1,7 +1,7 @@
 """Facts about one graph that the policies decide on, kept current as clones are dropped.
 
-Built once from `mutation` and `alias`: node positions, per alias class the reads, writes and
-uses with their positions, the inputs and output membership, and which inputs the
+Built once from `mutation` and `alias`: node positions, per alias class the reads and writes
+with their positions, the inputs and output membership, and which inputs the
 program's own `copy_` epilogue overwrites. `drop_clone` merges a removed clone's class into its
 source's, so every later decision sees the graph as it will be after the edits.
 """
@@ -14,7 +14,7 @@ import torch
 from torch.fx import Graph, Node
 
 from .alias import AliasClasses
-from .mutation import Effect, input_nodes, node_effect
+from .mutation import Effect, node_effect
 
 aten = torch.ops.aten
 
@@ -28,7 +28,6 @@ class ClassFacts:
     writes: list[tuple[int, Node, Node]] = field(default_factory=list)
     write_positions: list[int] = field(default_factory=list)  # sorted
     max_read: int = -1
-    last_use: int = -1
     inputs: list[Node] = field(default_factory=list)  # placeholders and get_attr constants
     in_output: bool = False
 
@@ -39,9 +38,14 @@ class ClassFacts:
         for position in other.write_positions:
             bisect.insort(self.write_positions, position)
         self.max_read = max(self.max_read, other.max_read)
-        self.last_use = max(self.last_use, other.last_use)
         self.inputs += other.inputs
         self.in_output = self.in_output or other.in_output
+
+    def last_access(self) -> int:
+        """The last position that reads or writes the class (the output reads at the end);
+        a use that only takes a view or looks at sizes is neither: the view's own readers are
+        the class's readers."""
+        return max(self.max_read, self.write_positions[-1] if self.write_positions else -1)
 
     def writes_between(self, low: int, high: int) -> bool:
         """Any write at a position p with low < p <= high."""
@@ -67,44 +71,50 @@ class GraphFacts:
     def _epilogue_overwrites(self) -> dict[Node, int]:
         """Placeholder -> position of the last `copy_` that overwrites all of it."""
         found: dict[Node, int] = {}
+        copy_ = aten.copy_.default
         for node in self.nodes:
-            if node.target is aten.copy_.default and node.args and isinstance(node.args[0], Node):
+            if node.target is copy_ and node.args and isinstance(node.args[0], Node):
                 if node.args[0].op == "placeholder":
                     found[node.args[0]] = self.position[node]
         return found
 
     def _collect(self) -> None:
-        # Classes do not change while collecting: look each node's class up once.
+        # Classes do not change while collecting: look each node's class up once. Positions
+        # rise as the loop goes, so appending keeps every `write_positions` sorted.
         lookup = {node: self.class_of(node) for node in self.nodes}
-        for node in self.nodes:
-            lookup[node].members.append(node)
-            if node.op in ("placeholder", "get_attr"):  # constants are never donated
-                lookup[node].inputs.append(node)
         for position, node in enumerate(self.nodes):
+            facts = lookup[node]
+            facts.members.append(node)
+            if node.op in ("placeholder", "get_attr"):  # constants are never donated
+                facts.inputs.append(node)
             effect = self.effects[node]
             for member in effect.reads:
                 facts = lookup[member]
                 facts.reads.append((position, node, member))
-                if position > facts.max_read:
-                    facts.max_read = position
+                facts.max_read = position
                 if node.op == "output":
                     facts.in_output = True
             for member in effect.writes:
                 facts = lookup[member]
                 facts.writes.append((position, node, member))
-                bisect.insort(facts.write_positions, position)
-            for member in input_nodes(node):  # every use keeps a value alive (views included)
-                facts = lookup[member]
-                if position > facts.last_use:
-                    facts.last_use = position
+                facts.write_positions.append(position)
 
     def class_of(self, node: Node) -> ClassFacts:
         """The aggregates of `node`'s alias class (created empty on first sight)."""
-        root = self.aliases.find(node)
+        return self._class_at(self.aliases.find(node))
+
+    def _class_at(self, root: Node) -> ClassFacts:
         facts = self._classes.get(root)
         if facts is None:
             facts = self._classes[root] = ClassFacts()
         return facts
+
+    def classes_apart(self, a: Node, b: Node) -> tuple[ClassFacts, ClassFacts] | None:
+        """The aggregates of a's and b's classes; None when they are one class."""
+        root_a, root_b = self.aliases.find(a), self.aliases.find(b)
+        if root_a is root_b:
+            return None
+        return self._class_at(root_a), self._class_at(root_b)
 
     def resolve(self, node: Node) -> Node:
         """The node that will stand for `node` once all decided removals are applied."""
@@ -115,11 +125,11 @@ class GraphFacts:
     def drop_clone(self, clone: Node, source: Node) -> None:
         """Record that `clone` is replaced by `source`: their storages become one class."""
         self.replaced[clone] = source
-        clone_facts, source_facts = self.class_of(clone), self.class_of(source)
         clone_root, source_root = self.aliases.find(clone), self.aliases.find(source)
         if clone_root is source_root:
             return
-        self.aliases.merge(clone, source)
+        clone_facts, source_facts = self._class_at(clone_root), self._class_at(source_root)
+        self.aliases.merge(clone_root, source_root)
         del self._classes[clone_root]
         if len(clone_facts.members) > len(source_facts.members):  # absorb the smaller one
             clone_facts.absorb(source_facts)

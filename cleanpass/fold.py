@@ -209,24 +209,31 @@ def _rewrite(graph: Graph, call: Node, form: OutOfPlaceForm, folds: dict[str, No
         graph.erase_node(clone)
 
 
-def _candidates(graph: Graph) -> list[tuple[Node, OutOfPlaceForm]]:
-    found = []
-    for node in graph.nodes:
-        form = out_of_place_form(node.target) if node.op == "call_function" else None
-        if form is not None and any(_is_clone(value) for name, value in _arguments(node)
-                                    if form.output_for(name) is not None):
-            found.append((node, form))
-    return found
+def _candidates(clones: list[Node], facts: GraphFacts) -> list[tuple[Node, OutOfPlaceForm]]:
+    """The calls with a registered form that take a kept clone as a mutated argument, in graph
+    order (found from the clones' users: no scan of the whole graph)."""
+    found: dict[Node, OutOfPlaceForm] = {}
+    for clone in clones:
+        if not _is_clone(clone):
+            continue
+        for node in clone.users:
+            if node in found or node.op != "call_function":
+                continue
+            form = out_of_place_form(node.target)
+            if form is not None and any(_is_clone(value) for name, value in _arguments(node)
+                                        if form.output_for(name) is not None):
+                found[node] = form
+    return sorted(found.items(), key=lambda item: facts.position[item[0]])
 
 
-def fold_clones(graph: Graph, facts: GraphFacts, report: decisions.CloneReport) -> None:
+def fold_clones(graph: Graph, facts: GraphFacts, clones: list[Node], report: decisions.CloneReport) -> None:
     """Fold every kept clone that F1-F5 allow; moves its decision to `report.folded`.
 
     `facts` are elimination's, current with its removals (positions are those of the graph
     before the removals, an order the edits keep; effects name removed clones, so every
-    node they name is resolved first).
+    node they name is resolved first); `clones` are the clones it kept.
     """
-    candidates = _candidates(graph)
+    candidates = _candidates(clones, facts)
     if not candidates:
         return
     plan: list[tuple[Node, OutOfPlaceForm, dict[str, Node]]] = []

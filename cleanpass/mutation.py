@@ -8,8 +8,7 @@ does not understand (a higher-order op other than the functional ones, a plain P
 from __future__ import annotations
 
 import operator
-from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Generic, Iterable, Iterator, NamedTuple, TypeVar
 
 import torch
 from torch.fx import Node
@@ -36,14 +35,32 @@ OVERWRITE_ONLY_OPS = frozenset({aten.copy_.default})
 
 FUNCTIONAL_HOPS = functional_hops()
 
+T = TypeVar("T")
 
-@dataclass(frozen=True)
-class Effect:
+
+class PerOp(Generic[T]):
+    """A per-op cache keyed by the op's identity: `OpOverload.__hash__` runs in Python, a cost
+    paid per node that shows on large graphs. Ops are process-lifetime singletons; the entry
+    keeps the op too, so a reused id can never return another op's facts."""
+
+    def __init__(self, compute: Callable[[OpOverload], T]) -> None:
+        self._compute = compute
+        self._found: dict[int, tuple[OpOverload, T]] = {}
+
+    def __call__(self, op: OpOverload) -> T:
+        entry = self._found.get(id(op))
+        if entry is None or entry[0] is not op:
+            entry = self._found[id(op)] = (op, self._compute(op))
+        return entry[1]
+
+
+class Effect(NamedTuple):
     """What one node does to the tensors it receives.
 
     reads: nodes whose data it reads. writes: nodes whose storage it writes. overwrites: the
     subset of `writes` whose old value it never reads (the `copy_` destination, `out=`).
     opaque: the analysis does not know the node; it is assumed to read and write everything.
+    A named tuple: one is built per node, and a tuple builds faster than a frozen dataclass.
     """
 
     reads: tuple[Node, ...] = ()
@@ -74,12 +91,13 @@ def iter_nodes(value: Any) -> Iterator[Node]:
             yield from iter_nodes(item)
 
 
+_MISSING = object()
+
+
 def _is_tensor_like(node: Node) -> bool:
     """False only when meta proves the node is not a tensor (a SymInt, an int...)."""
-    if "val" not in node.meta:
-        return True
-    val = node.meta["val"]
-    if isinstance(val, torch.Tensor):
+    val = node.meta.get("val", _MISSING)
+    if val is _MISSING or isinstance(val, torch.Tensor):
         return True
     if isinstance(val, (list, tuple)):
         return any(isinstance(v, torch.Tensor) for v in val)
@@ -102,58 +120,65 @@ def _is_aten_out_argument(op: OpOverload, argument: Any) -> bool:
 
 # How an op treats each argument: "read", "write" (read and write), "overwrite" (write only)
 # or "alias" (a view creates an alias; its own users do the reading).
-_ROLES_CACHE: dict[OpOverload, tuple[tuple[str, str], ...]] = {}
+@PerOp
+def _argument_roles(op: OpOverload) -> tuple[bool, tuple[tuple[int, str, str], ...]]:
+    """(whether the op only reads every argument, (index, argument name, role) per schema
+    argument that is not an alias); no roles for ops that only look at metadata."""
+    if op in METADATA_ONLY_OPS:
+        return False, ()
+    arguments = op._schema.arguments
+    found = []
+    for index, argument in enumerate(arguments):
+        info = argument.alias_info
+        if info is not None and info.is_write:
+            overwrite = op in OVERWRITE_ONLY_OPS or _is_aten_out_argument(op, argument)
+            found.append((index, argument.name, "overwrite" if overwrite else "write"))
+        elif info is not None and op.is_view:
+            continue  # "alias": a view creates an alias; its own users do the reading
+        else:
+            found.append((index, argument.name, "read"))
+    reads_only = len(found) == len(arguments) and all(role == "read" for _, _, role in found)
+    return reads_only, tuple(found)
 
 
-def _argument_roles(op: OpOverload) -> tuple[tuple[str, str], ...]:
-    """(argument name, role) per schema argument, computed once per op."""
-    roles = _ROLES_CACHE.get(op)
-    if roles is None:
-        found = []
-        for argument in op._schema.arguments:
-            info = argument.alias_info
-            if info is not None and info.is_write:
-                overwrite = op in OVERWRITE_ONLY_OPS or _is_aten_out_argument(op, argument)
-                found.append((argument.name, "overwrite" if overwrite else "write"))
-            elif info is not None and op.is_view:
-                found.append((argument.name, "alias"))
-            else:
-                found.append((argument.name, "read"))
-        roles = _ROLES_CACHE[op] = tuple(found)
-    return roles
+def _unique(nodes: list[Node]) -> tuple[Node, ...]:
+    return tuple(nodes) if len(nodes) < 2 else tuple(dict.fromkeys(nodes))
 
 
 def _overload_effect(node: Node, op: OpOverload) -> Effect:
-    if op in METADATA_ONLY_OPS:
+    reads_only, roles = _argument_roles(op)
+    if reads_only:  # the common case: every tensor argument is read, none written
+        found = tuple(n for n in input_nodes(node) if _is_tensor_like(n))
+        return Effect(found) if found else NO_EFFECT
+    if not roles:
         return NO_EFFECT
-    reads: dict[Node, None] = {}
-    writes: dict[Node, None] = {}
-    overwrites: dict[Node, None] = {}
+    reads: list[Node] = []
+    writes: list[Node] = []
+    overwrites: list[Node] = []
     args, kwargs = node.args, node.kwargs
-    for index, (name, role) in enumerate(_argument_roles(op)):
+    for index, name, role in roles:
         if index < len(args):
             value = args[index]
         elif name in kwargs:
             value = kwargs[name]
         else:
             continue
-        if role == "alias":
-            continue
         if isinstance(value, Node):  # the common case, without building a generator
-            targets = (value,) if _is_tensor_like(value) else ()
+            if not _is_tensor_like(value):
+                continue
+            targets: tuple[Node, ...] = (value,)
         elif isinstance(value, (list, tuple, dict)):
             targets = _tensor_nodes(value)
         else:
             continue
-        if not targets:
-            continue
-        if role != "read":
-            writes.update(dict.fromkeys(targets))
-        if role == "overwrite":
-            overwrites.update(dict.fromkeys(targets))
+        if role == "read":
+            reads += targets
         else:
-            reads.update(dict.fromkeys(targets))
-    return Effect(tuple(reads), tuple(writes), tuple(overwrites))
+            writes += targets
+            (overwrites if role == "overwrite" else reads).extend(targets)
+    if not writes:
+        return Effect(_unique(reads)) if reads else NO_EFFECT
+    return Effect(_unique(reads), _unique(writes), _unique(overwrites))
 
 
 def node_effect(node: Node) -> Effect:

@@ -5,8 +5,8 @@ exit below carries its number. Positions are graph order; the graph output is a 
 "A(x)" is x's alias class, restricted to members that may overlap x's bytes.
 
 1. No read of A(s) at or after the first write to A(c) (the writer itself reading s counts).
-2. No write to A(s) after c is taken and up to c's last use, except `copy_(s, c)`, which
-   becomes a self-copy.
+2. No write to A(s) after c is taken and up to the last read or write of A(c), except
+   `copy_(s, c)`, which becomes a self-copy.
 3. If A(c) is written and A(s) holds an input (a placeholder, or a `get_attr` constant, never
    donated), that input is donated, or the program's own `copy_` epilogue overwrites it after
    the last write to A(c).
@@ -46,7 +46,7 @@ def _reads_after(source: Node, position: int, facts: GraphFacts) -> bool:
 
 def _writes_while_live(source: Node, clone: Node, facts: GraphFacts) -> bool:
     source_class, clone_class = facts.class_of(source), facts.class_of(clone)
-    start, end = facts.position[clone], clone_class.last_use
+    start, end = facts.position[clone], clone_class.last_access()
     if not source_class.writes_between(start, end):
         return False
     return any(start < at <= end and may_overlap(member, source)
@@ -60,9 +60,10 @@ def decide_sound(clone: Node, source: Node, facts: GraphFacts) -> str:
     verdict = layout_verdict(clone, source)
     if verdict is not None:
         return verdict
-    if facts.aliases.same(clone, source):
+    classes = facts.classes_apart(clone, source)
+    if classes is None:
         return decisions.SOURCE_WRITTEN_WHILE_LIVE  # the analysis cannot tell them apart
-    clone_class, source_class = facts.class_of(clone), facts.class_of(source)
+    clone_class, source_class = classes
     clone_at = facts.position[clone]
     write_positions = [at for at in clone_class.write_positions if at > clone_at]
     if write_positions:

@@ -4,8 +4,8 @@ A program is a list of instructions over a pool of values (inputs first). Each i
 picks its operands by index modulo the pool size, so any list hypothesis draws is runnable.
 The mix leans on what lowerings produce (clone + in-place kernel, whose clones the pass may
 fold into out-of-place kernels) and on what breaks unsound passes (views, bases, strided and
-offset views, column splits that interleave in memory, writes to inputs, `copy_`, several
-outputs).
+offset views, column splits and every other column that interleave in memory, also of 3-D
+views, writes to inputs, `copy_`, several outputs).
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from .ops import ops
 KINDS = (
     "pointwise", "unary", "rows", "split", "reshape", "transpose", "clone", "contiguous",
     "clone_inplace", "clone_inplace", "clone_inplace", "scale_", "add_", "write_kw",
-    "write_list", "copy_", "column_split", "every_other_column", "clone_fused",
+    "write_list", "copy_", "column_split", "every_other_column", "clone_fused", "batches",
 )
 SHAPE = (4, 6)
 
@@ -70,10 +70,12 @@ class Program:
                 ops.write_list([x])
             elif kind == "copy_" and same:
                 x.copy_(y * 2)
-            elif kind == "column_split" and x.dim() == 2 and x.shape[1] % 2 == 0:
-                pool.extend(x.split(x.shape[1] // 2, dim=1))
-            elif kind == "every_other_column" and x.dim() == 2 and x.shape[1] >= 2:
-                pool.append(x[:, b % 2::2])
+            elif kind == "column_split" and x.dim() >= 2 and x.shape[-1] % 2 == 0:
+                pool.extend(x.split(x.shape[-1] // 2, dim=-1))
+            elif kind == "every_other_column" and x.dim() >= 2 and x.shape[-1] >= 2:
+                pool.append(x[..., b % 2::2])
+            elif kind == "batches" and x.dim() == 2 and x.shape[0] % 2 == 0 and x.is_contiguous():
+                pool.append(x.view(2, x.shape[0] // 2, x.shape[1]))  # 3-D: its splits interleave
             elif kind == "clone_fused" and same:
                 c, d = x.clone(), y.clone()
                 ops.fused_add_norm_(c, d, x.new_ones(x.shape[-1]))

@@ -89,6 +89,7 @@ def test_the_generator_exercises_the_pass():
     assert REFERENCE_STATS["removed_sound"] >= REFERENCE_STATS["clones"] // 5
     assert REFERENCE_STATS["wrong"] + REFERENCE_STATS["asserted"] > 0
     assert REFERENCE_STATS["folded_sound"] > 0
-    # as complete as the reference where the reference is right, on all but a rare few graphs
-    # (the printed figure; the 99% goal needs disjoint-part removal, not built yet)
-    assert REFERENCE_STATS["vllm_right_removed_more"] <= REFERENCE_STATS["graphs"] // 50
+    # as complete as the reference where the reference is right, on >= 99% of those graphs (the
+    # printed figure). The rest: the reference wins only because what reads the old value is a
+    # custom kernel whose result nobody uses, which the sound policy never assumes is unobserved.
+    assert REFERENCE_STATS["vllm_right_removed_more"] * 100 <= REFERENCE_STATS["vllm_right"]
