@@ -7,7 +7,6 @@ import logging
 import time
 from typing import Iterator
 
-import torch
 from torch.fx import Graph, GraphModule, Node
 
 from . import decisions
@@ -18,13 +17,7 @@ from .reference import run_reference
 from .sound import decide_sound
 
 log = logging.getLogger(__name__)
-aten = torch.ops.aten
 POLICIES = ("sound", "vllm")
-
-
-def _clones(graph: Graph) -> list[Node]:
-    return [node for node in graph.nodes
-            if node.op == "call_function" and node.target is aten.clone.default]
 
 
 def _source_name(clone: Node) -> str:
