@@ -25,7 +25,7 @@ from torch.fx import Node
 
 from ._compat import OpOverload, storage_key, tensors_overlap
 from .mutation import FUNCTIONAL_HOPS, METADATA_ONLY_OPS, PerOp, iter_nodes
-from .overlap import views_overlap
+from .overlap import view_covers, views_overlap
 
 aten = torch.ops.aten
 
@@ -137,3 +137,14 @@ def may_overlap(a: Node, b: Node) -> bool:
         return True  # different fake storages in one class: facts from an edit; assume overlap
     exact = views_overlap(fa, fb)
     return tensors_overlap(fa, fb) if exact is None else exact
+
+
+def covers(outer: Node, inner: Node) -> bool:
+    """Whether every byte of `inner` is a byte of `outer` (False unless meta proves it)."""
+    if outer is inner:
+        return True
+    fakes_outer, fakes_inner = _fake_tensors(outer), _fake_tensors(inner)
+    if len(fakes_outer) != 1 or len(fakes_inner) != 1:
+        return False
+    key = storage_key(fakes_outer[0])
+    return key is not None and key == storage_key(fakes_inner[0]) and view_covers(fakes_outer[0], fakes_inner[0])

@@ -1,8 +1,8 @@
 """Facts about one graph that the policies decide on, kept current as clones are dropped.
 
-Built once from `mutation` and `alias`: node positions, per alias class the reads and writes
-with their positions, the inputs and output membership, and which inputs the
-program's own `copy_` epilogue overwrites. `drop_clone` merges a removed clone's class into its
+Built once from `mutation` and `alias`: node positions, per alias class the reads, writes and
+`copy_` destinations with their positions, the inputs and output membership, and which inputs
+the program's own `copy_` epilogue overwrites. `drop_clone` merges a removed clone's class into its
 source's, so every later decision sees the graph as it will be after the edits.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import torch
 from torch.fx import Graph, Node
 
-from .alias import AliasClasses
+from .alias import AliasClasses, covers
 from .mutation import Effect, node_effect
 
 aten = torch.ops.aten
@@ -28,6 +28,7 @@ class ClassFacts:
     writes: list[tuple[int, Node, Node]] = field(default_factory=list)
     write_positions: list[int] = field(default_factory=list)  # sorted
     max_read: int = -1
+    copies_into: list[tuple[int, Node]] = field(default_factory=list)  # (position, `copy_` destination)
     inputs: list[Node] = field(default_factory=list)  # placeholders and get_attr constants
     in_output: bool = False
 
@@ -38,6 +39,7 @@ class ClassFacts:
         for position in other.write_positions:
             bisect.insort(self.write_positions, position)
         self.max_read = max(self.max_read, other.max_read)
+        self.copies_into += other.copies_into
         self.inputs += other.inputs
         self.in_output = self.in_output or other.in_output
 
@@ -63,25 +65,16 @@ class GraphFacts:
         self.aliases = AliasClasses(self.nodes)
         placeholders = [node for node in self.nodes if node.op == "placeholder"]
         self.donated = frozenset(placeholders[i] for i in donated if 0 <= i < len(placeholders))
-        self.overwritten_at = self._epilogue_overwrites()
+        self.overwritten_at: dict[Node, int] = {}  # input -> last `copy_` that overwrites all of it
         self.replaced: dict[Node, Node] = {}
         self._classes: dict[Node, ClassFacts] = {}
         self._collect()
-
-    def _epilogue_overwrites(self) -> dict[Node, int]:
-        """Placeholder -> position of the last `copy_` that overwrites all of it."""
-        found: dict[Node, int] = {}
-        copy_ = aten.copy_.default
-        for node in self.nodes:
-            if node.target is copy_ and node.args and isinstance(node.args[0], Node):
-                if node.args[0].op == "placeholder":
-                    found[node.args[0]] = self.position[node]
-        return found
 
     def _collect(self) -> None:
         # Classes do not change while collecting: look each node's class up once. Positions
         # rise as the loop goes, so appending keeps every `write_positions` sorted.
         lookup = {node: self.class_of(node) for node in self.nodes}
+        copy_ = aten.copy_.default
         for position, node in enumerate(self.nodes):
             facts = lookup[node]
             facts.members.append(node)
@@ -98,6 +91,12 @@ class GraphFacts:
                 facts = lookup[member]
                 facts.writes.append((position, node, member))
                 facts.write_positions.append(position)
+            if effect.writes and node.target is copy_:  # writes every byte of its destination
+                destination = node.args[0]
+                if isinstance(destination, Node):
+                    lookup[destination].copies_into.append((position, destination))
+                    if destination.op == "placeholder":  # the program's own epilogue
+                        self.overwritten_at[destination] = position
 
     def class_of(self, node: Node) -> ClassFacts:
         """The aggregates of `node`'s alias class (created empty on first sight)."""
@@ -115,6 +114,12 @@ class GraphFacts:
         if root_a is root_b:
             return None
         return self._class_at(root_a), self._class_at(root_b)
+
+    def overwritten_between(self, source: Node, low: int, high: int) -> bool:
+        """Whether a `copy_` writes every byte of `source` at a position p, low < p < high:
+        a read after it sees the copied value, whatever was written to `source` before."""
+        return any(low < at < high and covers(destination, source)
+                   for at, destination in self.class_of(source).copies_into)
 
     def resolve(self, node: Node) -> Node:
         """The node that will stand for `node` once all decided removals are applied."""

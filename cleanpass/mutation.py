@@ -183,17 +183,18 @@ def _overload_effect(node: Node, op: OpOverload) -> Effect:
 
 def node_effect(node: Node) -> Effect:
     """The reads and writes of one node (see the module docstring for the rules)."""
-    if node.op in ("placeholder", "get_attr"):
-        return NO_EFFECT
-    if node.op == "output":
-        return Effect(reads=_tensor_nodes(node.args))
-    if node.op == "call_function":
+    kind = node.op
+    if kind == "call_function":
         target = node.target
-        if target is operator.getitem:
-            return NO_EFFECT  # selects an element: an alias (or a fresh result) of its parent
         if isinstance(target, OpOverload):
             return _overload_effect(node, target)
+        if target is operator.getitem:
+            return NO_EFFECT  # selects an element: an alias (or a fresh result) of its parent
         if target in FUNCTIONAL_HOPS:
             return Effect(reads=_tensor_nodes(node.args, node.kwargs))
+    elif kind in ("placeholder", "get_attr"):
+        return NO_EFFECT
+    elif kind == "output":
+        return Effect(reads=_tensor_nodes(node.args))
     tensors = _tensor_nodes(node.args, node.kwargs)
     return Effect(reads=tensors, writes=tensors, opaque=True)

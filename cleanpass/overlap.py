@@ -95,3 +95,22 @@ def views_overlap(a: torch.Tensor, b: torch.Tensor) -> bool | None:
     (offset_a, terms_a), (offset_b, terms_b) = found_a, found_b
     target = offset_b - offset_a + sum(c * u for c, u in terms_b)
     return _solvable(_merged(terms_a + terms_b), target)
+
+
+def view_covers(outer: torch.Tensor, inner: torch.Tensor) -> bool:
+    """Whether every byte of `inner` is a byte of `outer` (two views of one storage): decided
+    when `outer` covers one gap-free byte range, the case of a `copy_` into a whole buffer or a
+    dense view of it; False whenever unsure."""
+    found_outer, found_inner = _terms(outer), _terms(inner)
+    if found_outer is None or found_inner is None:
+        return False
+    (offset_outer, terms_outer), (offset_inner, terms_inner) = found_outer, found_inner
+    extent = 1
+    for coefficient, bound in sorted(terms_outer):  # gap-free: each stride spans the ones below
+        if bound == 0:
+            continue
+        if coefficient != extent:
+            return False
+        extent *= bound + 1
+    last_inner = offset_inner + sum(c * u for c, u in terms_inner)
+    return offset_outer <= offset_inner and last_inner < offset_outer + extent

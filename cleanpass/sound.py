@@ -4,7 +4,8 @@ The numbered conditions are those of docs/soundness.md (XLA's copy removal mappe
 exit below carries its number. Positions are graph order; the graph output is a read at the end.
 "A(x)" is x's alias class, restricted to members that may overlap x's bytes.
 
-1. No read of A(s) at or after the first write to A(c) (the writer itself reading s counts).
+1. No read of A(s) at or after the first write to A(c) (the writer itself reading s counts),
+   unless a `copy_` overwrites all of s after the last write to A(c) and before the read.
 2. No write to A(s) after c is taken and up to the last read or write of A(c), except
    `copy_(s, c)`, which becomes a self-copy.
 3. If A(c) is written and A(s) holds an input (a placeholder, or a `get_attr` constant, never
@@ -36,11 +37,14 @@ def _is_self_copy(writer: Node, source: Node, clone: Node, facts: GraphFacts) ->
             and facts.resolve(dst) is source and facts.resolve(src) is clone)
 
 
-def _reads_after(source: Node, position: int, facts: GraphFacts) -> bool:
+def _reads_after(source: Node, first_write: int, last_write: int, facts: GraphFacts) -> bool:
+    """Condition 1; a read after a `copy_` that overwrites all of s (after the clone's last
+    write) sees the copied value, not the old one."""
     source_class = facts.class_of(source)
-    if source_class.max_read < position:
+    if source_class.max_read < first_write:
         return False
-    return any(at >= position and may_overlap(member, source)
+    return any(at >= first_write and may_overlap(member, source)
+               and not facts.overwritten_between(source, last_write, at)
                for at, _, member in source_class.reads)
 
 
@@ -75,7 +79,7 @@ def decide_sound(clone: Node, source: Node, facts: GraphFacts) -> str:
             if facts.overwritten_at.get(graph_input, -1) <= last_write:
                 return decisions.READ_ONLY_INPUT
         # 1. someone still wants the old value of s after the first write
-        if _reads_after(source, first_write, facts):
+        if _reads_after(source, first_write, last_write, facts):
             return decisions.SOURCE_READ_AFTER_WRITE
     # 2. s changes while c's value is still needed
     if _writes_while_live(source, clone, facts):
