@@ -18,7 +18,7 @@ check for symbolic sizes; when neither can tell, it answers True.
 from __future__ import annotations
 
 import operator
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import torch
 from torch.fx import Node
@@ -124,27 +124,42 @@ class AliasClasses:
         return self.find(a) is self.find(b)
 
 
-def may_overlap(a: Node, b: Node) -> bool:
-    """Whether two nodes of one alias class may share a byte (True unless meta proves not)."""
-    if a is b:
-        return True
+Renaming = Callable[[Any], Any]
+
+
+def _same_key(key: Any) -> Any:
+    return key
+
+
+def _views_of_one_storage(a: Node, b: Node,
+                          storage: Renaming) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The fake tensors of two single-tensor nodes when meta says they share one storage (after
+    `storage` maps each fake storage to the one it now stands for); None otherwise (no meta,
+    several tensors, or storages that cannot be related)."""
     fakes_a, fakes_b = _fake_tensors(a), _fake_tensors(b)
     if len(fakes_a) != 1 or len(fakes_b) != 1:
+        return None
+    key = storage(storage_key(fakes_a[0]))
+    return (fakes_a[0], fakes_b[0]) if key is not None and key == storage(storage_key(fakes_b[0])) else None
+
+
+def may_overlap(a: Node, b: Node, storage: Renaming = _same_key) -> bool:
+    """Whether two nodes of one alias class may share a byte (True unless meta proves not).
+
+    `storage` maps a removed clone's fake storage to its source's (`GraphFacts.storage`): their
+    layouts are equal at offset 0, so an index into one is the same index into the other."""
+    if a is b:
         return True
-    fa, fb = fakes_a[0], fakes_b[0]
-    key_a, key_b = storage_key(fa), storage_key(fb)
-    if key_a is None or key_a != key_b:
-        return True  # different fake storages in one class: facts from an edit; assume overlap
-    exact = views_overlap(fa, fb)
-    return tensors_overlap(fa, fb) if exact is None else exact
+    views = _views_of_one_storage(a, b, storage)
+    if views is None:
+        return True
+    exact = views_overlap(*views)
+    return tensors_overlap(*views) if exact is None else exact
 
 
-def covers(outer: Node, inner: Node) -> bool:
+def covers(outer: Node, inner: Node, storage: Renaming = _same_key) -> bool:
     """Whether every byte of `inner` is a byte of `outer` (False unless meta proves it)."""
     if outer is inner:
         return True
-    fakes_outer, fakes_inner = _fake_tensors(outer), _fake_tensors(inner)
-    if len(fakes_outer) != 1 or len(fakes_inner) != 1:
-        return False
-    key = storage_key(fakes_outer[0])
-    return key is not None and key == storage_key(fakes_inner[0]) and view_covers(fakes_outer[0], fakes_inner[0])
+    views = _views_of_one_storage(outer, inner, storage)
+    return views is not None and view_covers(*views)

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch.fx import Graph, Node
 
-from .alias import AliasClasses, covers
+from ._compat import storage_key
+from .alias import AliasClasses, covers, may_overlap
+from .overlap import fills_its_storage
 from .mutation import Effect, node_effect
 
 aten = torch.ops.aten
@@ -67,6 +70,7 @@ class GraphFacts:
         self.donated = frozenset(placeholders[i] for i in donated if 0 <= i < len(placeholders))
         self.overwritten_at: dict[Node, int] = {}  # input -> last `copy_` that overwrites all of it
         self.replaced: dict[Node, Node] = {}
+        self._renamed_storage: dict[Any, Any] = {}  # a removed clone's fake storage -> its source's
         self._classes: dict[Node, ClassFacts] = {}
         self._collect()
 
@@ -118,8 +122,18 @@ class GraphFacts:
     def overwritten_between(self, source: Node, low: int, high: int) -> bool:
         """Whether a `copy_` writes every byte of `source` at a position p, low < p < high:
         a read after it sees the copied value, whatever was written to `source` before."""
-        return any(low < at < high and covers(destination, source)
+        return any(low < at < high and covers(destination, source, self.storage)
                    for at, destination in self.class_of(source).copies_into)
+
+    def storage(self, key: Any) -> Any:
+        """The fake storage that `key` stands for once the decided removals are applied."""
+        while key in self._renamed_storage:
+            key = self._renamed_storage[key]
+        return key
+
+    def may_overlap(self, a: Node, b: Node) -> bool:
+        """`alias.may_overlap`, seeing a removed clone's views as views of its source."""
+        return may_overlap(a, b, self.storage)
 
     def resolve(self, node: Node) -> Node:
         """The node that will stand for `node` once all decided removals are applied."""
@@ -130,6 +144,12 @@ class GraphFacts:
     def drop_clone(self, clone: Node, source: Node) -> None:
         """Record that `clone` is replaced by `source`: their storages become one class."""
         self.replaced[clone] = source
+        clone_key, source_key = storage_key(clone.meta.get("val")), storage_key(source.meta.get("val"))
+        if (clone_key is not None and source_key is not None and clone_key != source_key
+                and fills_its_storage(clone.meta["val"])):
+            # condition 4: same layout, so every view of the clone's storage is the same view
+            # of the source's
+            self._renamed_storage[clone_key] = self.storage(source_key)
         clone_root, source_root = self.aliases.find(clone), self.aliases.find(source)
         if clone_root is source_root:
             return

@@ -97,6 +97,19 @@ def views_overlap(a: torch.Tensor, b: torch.Tensor) -> bool | None:
     return _solvable(_merged(terms_a + terms_b), target)
 
 
+def _gap_free_extent(terms: list[tuple[int, int]]) -> int | None:
+    """How many bytes a view spans when they form one range without gaps (each stride spans
+    the ones below it); None when there may be gaps."""
+    extent = 1
+    for coefficient, bound in sorted(terms):
+        if bound == 0:
+            continue
+        if coefficient != extent:
+            return None
+        extent *= bound + 1
+    return extent
+
+
 def view_covers(outer: torch.Tensor, inner: torch.Tensor) -> bool:
     """Whether every byte of `inner` is a byte of `outer` (two views of one storage): decided
     when `outer` covers one gap-free byte range, the case of a `copy_` into a whole buffer or a
@@ -105,12 +118,18 @@ def view_covers(outer: torch.Tensor, inner: torch.Tensor) -> bool:
     if found_outer is None or found_inner is None:
         return False
     (offset_outer, terms_outer), (offset_inner, terms_inner) = found_outer, found_inner
-    extent = 1
-    for coefficient, bound in sorted(terms_outer):  # gap-free: each stride spans the ones below
-        if bound == 0:
-            continue
-        if coefficient != extent:
-            return False
-        extent *= bound + 1
+    extent = _gap_free_extent(terms_outer)
     last_inner = offset_inner + sum(c * u for c, u in terms_inner)
-    return offset_outer <= offset_inner and last_inner < offset_outer + extent
+    return extent is not None and offset_outer <= offset_inner and last_inner < offset_outer + extent
+
+
+def fills_its_storage(fake: torch.Tensor) -> bool:
+    """Whether a (fresh) tensor's storage holds exactly its bytes, gap-free from offset 0: then
+    no view of that storage reaches a byte outside the tensor. False whenever unsure."""
+    try:
+        nbytes = fake.untyped_storage().nbytes()
+    except Exception:  # tensors without storage
+        return False
+    found = _terms(fake)
+    return (found is not None and found[0] == 0 and type(nbytes) is int
+            and _gap_free_extent(found[1]) == nbytes)

@@ -21,7 +21,6 @@ import torch
 from torch.fx import Node
 
 from . import decisions
-from .alias import may_overlap
 from .facts import GraphFacts
 from .layout import layout_verdict
 
@@ -43,7 +42,7 @@ def _reads_after(source: Node, first_write: int, last_write: int, facts: GraphFa
     source_class = facts.class_of(source)
     if source_class.max_read < first_write:
         return False
-    return any(at >= first_write and may_overlap(member, source)
+    return any(at >= first_write and facts.may_overlap(member, source)
                and not facts.overwritten_between(source, last_write, at)
                for at, _, member in source_class.reads)
 
@@ -53,7 +52,7 @@ def _writes_while_live(source: Node, clone: Node, facts: GraphFacts) -> bool:
     start, end = facts.position[clone], clone_class.last_access()
     if not source_class.writes_between(start, end):
         return False
-    return any(start < at <= end and may_overlap(member, source)
+    return any(start < at <= end and facts.may_overlap(member, source)
                and not _is_self_copy(writer, source, clone, facts)
                for at, writer, member in source_class.writes)
 
@@ -74,7 +73,7 @@ def decide_sound(clone: Node, source: Node, facts: GraphFacts) -> str:
         first_write, last_write = write_positions[0], write_positions[-1]
         # 3. the write would land in an input the caller still owns
         for graph_input in source_class.inputs:
-            if graph_input in facts.donated or not may_overlap(graph_input, source):
+            if graph_input in facts.donated or not facts.may_overlap(graph_input, source):
                 continue
             if facts.overwritten_at.get(graph_input, -1) <= last_write:
                 return decisions.READ_ONLY_INPUT

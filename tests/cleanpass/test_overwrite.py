@@ -60,3 +60,33 @@ def test_a_write_to_the_clone_after_the_overwrite_keeps_the_clone():
     out = run_pass(f, torch.randn(4, 6), torch.randn(4, 6))
     assert out.report.clones_after == 1
     assert out.check.ok
+
+
+def test_an_overwrite_through_a_removed_clone_counts_as_one_of_its_source():
+    """Once `c = x.clone()` is removed, `c.copy_(...)` overwrites x: a removed clone's storage
+    stands for its source's (same layout), so later decisions see the overwrite."""
+    def f(x, y):
+        c = x.clone()  # removed: only read before the copy
+        doubled = c * 2
+        e = x.clone()
+        ops.scale_(e, 2.0)  # lands in x once e is removed
+        c.copy_(y * 3)
+        return doubled, c
+
+    out = run_pass(f, torch.randn(4, 6), torch.randn(4, 6), donated=(0,))
+    assert out.report.clones_after == 0
+    assert out.check.ok, out.check.problems
+
+
+def test_a_partial_overwrite_through_a_removed_clone_keeps_the_clone():
+    def f(x, y):
+        c = x.clone()
+        doubled = c * 2
+        e = x.clone()
+        ops.scale_(e, 2.0)
+        c[:2].copy_(y[:2])  # rows 2.. of x would keep e's write
+        return doubled, c
+
+    out = run_pass(f, torch.randn(4, 6), torch.randn(4, 6), donated=(0,))
+    assert out.reasons == [decisions.SOURCE_READ_AFTER_WRITE]
+    assert out.check.ok
