@@ -47,8 +47,9 @@ def _run_sound(graph: Graph, donated: tuple[int, ...],
             report.add(decisions.decide(clone, _source_name(clone), decisions.ANALYSIS_ERROR))
         return None
     for clone in clones:
-        source = clone.args[0] if clone.args else None
-        if not isinstance(source, Node) or len(clone.args) + len(clone.kwargs) > 2:
+        args = clone.args  # read once: fx serves it through a Python property
+        source = args[0] if args else None
+        if not isinstance(source, Node) or len(args) + len(clone.kwargs) > 2:
             reason = decisions.UNSUPPORTED_CLONE
         else:
             source = facts.resolve(source)

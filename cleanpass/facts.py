@@ -71,6 +71,7 @@ class GraphFacts:
         self.overwritten_at: dict[Node, int] = {}  # input -> last `copy_` that overwrites all of it
         self.replaced: dict[Node, Node] = {}
         self._renamed_storage: dict[Any, Any] = {}  # a removed clone's fake storage -> its source's
+        self._to_rename: list[tuple[Node, Node]] = []  # removals whose storages are not renamed yet
         self._classes: dict[Node, ClassFacts] = {}
         self._collect()
 
@@ -127,9 +128,22 @@ class GraphFacts:
 
     def storage(self, key: Any) -> Any:
         """The fake storage that `key` stands for once the decided removals are applied."""
+        if self._to_rename:
+            self._rename_removed()
         while key in self._renamed_storage:
             key = self._renamed_storage[key]
         return key
+
+    def _rename_removed(self) -> None:
+        """A removed clone's fake storage stands for its source's: condition 4 gave them one
+        layout, so when the clone fills its storage every view of it is the same view of the
+        source. Done when first asked (most graphs never ask), in removal order."""
+        pending, self._to_rename = self._to_rename, []
+        for clone, source in pending:
+            clone_key, source_key = storage_key(clone.meta.get("val")), storage_key(source.meta.get("val"))
+            if (clone_key is not None and source_key is not None and clone_key != source_key
+                    and fills_its_storage(clone.meta["val"])):
+                self._renamed_storage[clone_key] = self.storage(source_key)
 
     def may_overlap(self, a: Node, b: Node) -> bool:
         """`alias.may_overlap`, seeing a removed clone's views as views of its source."""
@@ -144,12 +158,7 @@ class GraphFacts:
     def drop_clone(self, clone: Node, source: Node) -> None:
         """Record that `clone` is replaced by `source`: their storages become one class."""
         self.replaced[clone] = source
-        clone_key, source_key = storage_key(clone.meta.get("val")), storage_key(source.meta.get("val"))
-        if (clone_key is not None and source_key is not None and clone_key != source_key
-                and fills_its_storage(clone.meta["val"])):
-            # condition 4: same layout, so every view of the clone's storage is the same view
-            # of the source's
-            self._renamed_storage[clone_key] = self.storage(source_key)
+        self._to_rename.append((clone, source))
         clone_root, source_root = self.aliases.find(clone), self.aliases.find(source)
         if clone_root is source_root:
             return

@@ -21,7 +21,7 @@ import torch
 from torch.fx import Node
 
 from . import decisions
-from .facts import GraphFacts
+from .facts import ClassFacts, GraphFacts
 from .layout import layout_verdict
 
 aten = torch.ops.aten
@@ -36,10 +36,10 @@ def _is_self_copy(writer: Node, source: Node, clone: Node, facts: GraphFacts) ->
             and facts.resolve(dst) is source and facts.resolve(src) is clone)
 
 
-def _reads_after(source: Node, first_write: int, last_write: int, facts: GraphFacts) -> bool:
+def _reads_after(source: Node, source_class: ClassFacts, first_write: int, last_write: int,
+                 facts: GraphFacts) -> bool:
     """Condition 1; a read after a `copy_` that overwrites all of s (after the clone's last
     write) sees the copied value, not the old one."""
-    source_class = facts.class_of(source)
     if source_class.max_read < first_write:
         return False
     return any(at >= first_write and facts.may_overlap(member, source)
@@ -47,8 +47,8 @@ def _reads_after(source: Node, first_write: int, last_write: int, facts: GraphFa
                for at, _, member in source_class.reads)
 
 
-def _writes_while_live(source: Node, clone: Node, facts: GraphFacts) -> bool:
-    source_class, clone_class = facts.class_of(source), facts.class_of(clone)
+def _writes_while_live(source: Node, source_class: ClassFacts, clone: Node, clone_class: ClassFacts,
+                       facts: GraphFacts) -> bool:
     start, end = facts.position[clone], clone_class.last_access()
     if not source_class.writes_between(start, end):
         return False
@@ -78,10 +78,10 @@ def decide_sound(clone: Node, source: Node, facts: GraphFacts) -> str:
             if facts.overwritten_at.get(graph_input, -1) <= last_write:
                 return decisions.READ_ONLY_INPUT
         # 1. someone still wants the old value of s after the first write
-        if _reads_after(source, first_write, last_write, facts):
+        if _reads_after(source, source_class, first_write, last_write, facts):
             return decisions.SOURCE_READ_AFTER_WRITE
     # 2. s changes while c's value is still needed
-    if _writes_while_live(source, clone, facts):
+    if _writes_while_live(source, source_class, clone, clone_class, facts):
         return decisions.SOURCE_WRITTEN_WHILE_LIVE
     # 5. no new output/input or output/output aliasing
     if clone_class.in_output:
