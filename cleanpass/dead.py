@@ -42,7 +42,8 @@ def is_clone(node: Node) -> bool:
 
 
 def _erasable(node: Node) -> bool:
-    if node.users or node.op != "call_function":
+    """`node` has no users; may it go?"""
+    if node.op != "call_function":
         return False
     if is_clone(node) or node.target is operator.getitem:  # selecting an element does nothing
         return True
@@ -55,14 +56,15 @@ def erase_dead_code(graph: Graph, on_clone: Callable[[Node], None]) -> list[Node
     dead go in the same pass. Returns the clones left, in graph order."""
     left, others = [], 0
     for node in reversed(graph.nodes):
-        if _erasable(node):
+        if node.users:  # the common case: used, so not dead
+            if is_clone(node):
+                left.append(node)
+        elif _erasable(node):
             if is_clone(node):
                 on_clone(node)
             else:
                 others += 1
             graph.erase_node(node)
-        elif is_clone(node):
-            left.append(node)
     if others:
         log.debug("cleanpass: erased %d dead pure nodes", others)
     left.reverse()

@@ -78,7 +78,14 @@ class GraphFacts:
     def _collect(self) -> None:
         # Classes do not change while collecting: look each node's class up once. Positions
         # rise as the loop goes, so appending keeps every `write_positions` sorted.
-        lookup = {node: self.class_of(node) for node in self.nodes}
+        find, classes = self.aliases.find, self._classes
+        lookup: dict[Node, ClassFacts] = {}
+        for node in self.nodes:
+            root = find(node)
+            facts = classes.get(root)
+            if facts is None:
+                facts = classes[root] = ClassFacts()
+            lookup[node] = facts
         copy_ = aten.copy_.default
         for position, node in enumerate(self.nodes):
             facts = lookup[node]
