@@ -5,7 +5,7 @@ here means a rename costs one edit and a missing API degrades to a conservative 
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch._inductor.custom_graph_pass import CustomGraphPass as CustomGraphPassBase  # torch >= 2.6
@@ -14,9 +14,9 @@ from torch.utils._python_dispatch import TorchDispatchMode  # torch >= 2.0; veri
 from torch.utils._pytree import tree_leaves
 
 __all__ = ["AUTO_FUNCTIONALIZED_V1", "CustomGraphPassBase", "HigherOrderOperator", "OpOverload", "TorchDispatchMode",
-           "is_functional_triton_wrapper", "functional_hops", "has_static_layout", "is_impure", "size_hint",
-           "statically_equal", "storage_key",
-           "tensors_overlap", "tree_leaves"]
+           "fake_mode_of", "has_static_layout", "is_functional_triton_wrapper", "functional_hops",
+           "is_impure", "rerun_on_fakes", "size_hint", "statically_equal", "statically_true",
+           "storage_key", "tree_leaves"]
 
 
 def functional_hops() -> frozenset:
@@ -36,26 +36,6 @@ def functional_hops() -> frozenset:
     except ImportError:  # pragma: no cover
         pass
     return frozenset(found)
-
-
-def _load_overlap_fn() -> Callable[..., set] | None:
-    try:
-        return torch._C._dynamo.guards.compute_overlapping_tensors
-    except AttributeError:  # pragma: no cover - depends on the torch build
-        return None
-
-
-_OVERLAP_FN = _load_overlap_fn()
-
-
-def tensors_overlap(a: torch.Tensor, b: torch.Tensor) -> bool:
-    """Whether two (fake) tensors of one storage share a byte; True whenever it can't be told."""
-    if _OVERLAP_FN is None:
-        return True
-    try:
-        return bool(_OVERLAP_FN([a, b]))
-    except Exception:  # data-dependent or symbolic sizes the checker can't reason about
-        return True
 
 
 def has_static_layout(fake: torch.Tensor) -> bool:
@@ -102,6 +82,37 @@ def statically_equal(a: Any, b: Any) -> bool:
         return bool(_known_true(a == b))
     except Exception:
         return False
+
+
+def statically_true(condition: Any) -> bool:
+    """True only when a (symbolic) boolean is provably true, without adding shape guards."""
+    if isinstance(condition, bool):
+        return condition
+    if _known_true is None:
+        return False
+    try:
+        return bool(_known_true(condition))
+    except Exception:
+        return False
+
+
+def fake_mode_of(value: Any) -> Any | None:
+    """The fake-tensor mode a `meta["val"]` fake tensor belongs to; None for anything else."""
+    return getattr(value, "fake_mode", None)  # FakeTensor's own attribute (torch._subclasses)
+
+
+def rerun_on_fakes(node: Any, values: dict, fake_mode: Any) -> Any:
+    """`node`'s op applied to fake values: `values[arg]` for the nodes in `values`, every other
+    node argument's `meta["val"]`. Raises what the op raises (an invalid view, a missing val)."""
+    from torch.fx.node import Node, map_arg
+
+    def value_of(arg: Node) -> Any:
+        return values[arg] if arg in values else arg.meta["val"]
+
+    args = map_arg(node.args, value_of)
+    kwargs = map_arg(node.kwargs, value_of)
+    with fake_mode:
+        return node.target(*args, **kwargs)
 
 
 def size_hint(value: Any) -> int | None:

@@ -12,8 +12,11 @@ Structure matters even when meta is present: after an edit (a removed clone) the
 later views still point at the old storage, and only the structure says they alias the source.
 
 Inside one storage, `may_overlap` refines with the exact overlap of the fake tensors' bytes
-(`cleanpass.overlap`: split halves, even and odd columns do not overlap), then torch's own
-check for symbolic sizes; when neither can tell, it answers True.
+(`cleanpass.overlap`, static layouts: split halves, even and odd columns do not overlap), then,
+for symbolic sizes, with proofs of disjointness from strides (`cleanpass.columns`: address
+ranges, residues, column blocks such as q/k/v of a fused projection with a dynamic token count);
+when neither can tell, it answers True. torch's own helper (`compute_overlapping_tensors`) is
+not used: on torch 2.13 it calls `b[1:5]` and `b[:, :8]` disjoint, though they share 32 elements.
 """
 from __future__ import annotations
 
@@ -23,7 +26,8 @@ from typing import Any, Callable, Iterable
 import torch
 from torch.fx import Node
 
-from ._compat import OpOverload, storage_key, tensors_overlap
+from ._compat import OpOverload, storage_key
+from .columns import disjoint_elements
 from .mutation import FUNCTIONAL_HOPS, METADATA_ONLY_OPS, PerOp, iter_nodes
 from .overlap import view_covers, views_overlap
 
@@ -154,7 +158,7 @@ def may_overlap(a: Node, b: Node, storage: Renaming = _same_key) -> bool:
     if views is None:
         return True
     exact = views_overlap(*views)
-    return tensors_overlap(*views) if exact is None else exact
+    return not disjoint_elements(*views) if exact is None else exact
 
 
 def covers(outer: Node, inner: Node, storage: Renaming = _same_key) -> bool:

@@ -20,6 +20,17 @@ READ_ONLY_INPUT = "read-only-input"
 # 4. the clone changes layout (size, stride, storage offset or dtype), or layout is unknown
 LAYOUT_DIFFERS = "layout-differs"
 LAYOUT_UNKNOWN = "layout-unknown"
+# 4 (strided views, cleanpass.strided): the layouts differ only because the source is a view,
+# and a reader of the clone would see the difference:
+# a view or reshape of the clone that is no view on the source's strides
+STRIDED_VIEW_INVALID = "strided-view-invalid"
+# an op that may need the clone's dense layout (unknown, or a kernel that did not declare it
+# takes any strides and offset for that argument)
+STRIDED_USER = "strided-user-needs-layout"
+# the caller would see the source's strides in an output
+STRIDED_OUTPUT = "strided-output"
+# the new layout could not be re-propagated through the readers' fake tensors
+STRIDED_UNVERIFIED = "strided-unverified"
 # 5. removing the clone would make an output alias an input, or two outputs alias each other
 OUTPUT_WOULD_ALIAS_INPUT = "output-would-alias-input"
 OUTPUTS_WOULD_ALIAS = "outputs-would-alias"
@@ -41,6 +52,10 @@ KEEP_REASONS = (
     READ_ONLY_INPUT,
     LAYOUT_DIFFERS,
     LAYOUT_UNKNOWN,
+    STRIDED_VIEW_INVALID,
+    STRIDED_USER,
+    STRIDED_OUTPUT,
+    STRIDED_UNVERIFIED,
     OUTPUT_WOULD_ALIAS_INPUT,
     OUTPUTS_WOULD_ALIAS,
     UNSUPPORTED_CLONE,

@@ -15,6 +15,7 @@ from .facts import GraphFacts
 from .fold import fold_clones
 from .reference import run_reference
 from .sound import decide_sound
+from .strided import relayout
 
 log = logging.getLogger(__name__)
 POLICIES = ("sound", "vllm")
@@ -60,6 +61,8 @@ def _run_sound(graph: Graph, donated: tuple[int, ...],
                 reason = decisions.ANALYSIS_ERROR
         if reason == decisions.REMOVED:
             facts.drop_clone(clone, source)
+        if isinstance(source, Node):  # readers of a strided source: their new fake values
+            relayout(clone, source, facts, removed=reason == decisions.REMOVED)
         report.add(decisions.decide(clone, _source_name(clone) if reason != decisions.REMOVED
                                     else source.name, reason))
     kept = []

@@ -16,6 +16,7 @@ from torch.fx import Graph, Node
 
 from ._compat import storage_key
 from .alias import AliasClasses, covers, may_overlap
+from .layout import layout_verdict
 from .overlap import fills_its_storage
 from .mutation import Effect, node_effect
 
@@ -142,14 +143,15 @@ class GraphFacts:
         return key
 
     def _rename_removed(self) -> None:
-        """A removed clone's fake storage stands for its source's: condition 4 gave them one
-        layout, so when the clone fills its storage every view of it is the same view of the
+        """A removed clone's fake storage stands for its source's when both have one layout
+        (condition 4; a strided removal does not, and its readers' meta is re-propagated
+        instead): when the clone fills its storage every view of it is the same view of the
         source. Done when first asked (most graphs never ask), in removal order."""
         pending, self._to_rename = self._to_rename, []
         for clone, source in pending:
             clone_key, source_key = storage_key(clone.meta.get("val")), storage_key(source.meta.get("val"))
             if (clone_key is not None and source_key is not None and clone_key != source_key
-                    and fills_its_storage(clone.meta["val"])):
+                    and fills_its_storage(clone.meta["val"]) and layout_verdict(clone, source) is None):
                 self._renamed_storage[clone_key] = self.storage(source_key)
 
     def may_overlap(self, a: Node, b: Node) -> bool:

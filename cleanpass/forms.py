@@ -1,4 +1,5 @@
-"""Which in-place kernels have an out-of-place form: the facts folding relies on.
+"""Facts about kernels the pass cannot read from schemas: out-of-place forms (folding relies on
+them) and which arguments accept any strides and storage offset (strided-view removal does).
 
 `cleanpass` knows no kernel by itself; whoever defines kernels registers them here
 (`register_out_of_place`). The out-of-place op takes the in-place op's arguments, by the same
@@ -10,18 +11,25 @@ Per mutated argument the registration says whether the kernel overwrites every e
 (a partial rotary leaves the tail: folding it would leave the tail of the fresh buffer
 unwritten), either as a bool or as a predicate on the in-place call node.
 
-The registry is process-wide, like torch's own op registry: kernels register once at import.
+A kernel that reads the strides and storage offset of some arguments at run time says so with
+`register_any_layout`, per argument, as a bool or as a predicate on the argument's new (fake)
+value (a row kernel may need its leading dims to collapse without a copy). Only then may
+`cleanpass.strided` hand it the source view of a removed clone instead of the clone's dense copy.
+
+The registries are process-wide, like torch's own op registry: kernels register once at import.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Callable, Mapping, Union
 
+import torch
 from torch.fx import Node
 
 from ._compat import OpOverload
 
 Overwrites = Union[bool, Callable[[Node], bool]]
+Accepts = Union[bool, Callable[[torch.Tensor], bool]]
 
 
 @dataclass(frozen=True)
@@ -78,3 +86,39 @@ def register_out_of_place(inplace: OpOverload, out_of_place: OpOverload,
 def out_of_place_form(target: object) -> OutOfPlaceForm | None:
     """The registered form of a node target, if any."""
     return _FORMS.get(target) if isinstance(target, OpOverload) else None
+
+
+_ANY_LAYOUT: dict[OpOverload, dict[str, Accepts]] = {}
+
+
+def register_any_layout(kernel: OpOverload, accepts: Mapping[str, Accepts] | None = None) -> None:
+    """Declare that `kernel` (which returns nothing) reads strides and storage offset at run time.
+
+    `accepts` maps argument names to True or to a predicate on the argument's value (a fake
+    tensor); the default is every tensor argument, unconditionally. A kernel that returns
+    values is refused: the pass would have to know the layout of what it returns.
+    """
+    if kernel._schema.returns:
+        raise ValueError(f"{kernel}: only kernels that return nothing may declare any-layout arguments")
+    names = _argument_names(kernel)
+    declared = dict(accepts) if accepts is not None else {
+        a.name: True for a in kernel._schema.arguments if str(a.type).startswith("Tensor")}
+    unknown = sorted(set(declared) - set(names))
+    if unknown:
+        raise ValueError(f"{kernel}: no arguments named {unknown}")
+    _ANY_LAYOUT[kernel] = declared
+
+
+def declares_any_layout(target: object) -> bool:
+    """Whether kernel `target` registered any-layout arguments (`register_any_layout`)."""
+    return isinstance(target, OpOverload) and target in _ANY_LAYOUT
+
+
+def accepts_layout(target: object, argument: str, value: torch.Tensor) -> bool:
+    """Whether kernel `target` takes `value` (any strides, any offset) as `argument`; unknown: no."""
+    declared = _ANY_LAYOUT.get(target) if isinstance(target, OpOverload) else None
+    verdict = declared.get(argument, False) if declared is not None else False
+    try:
+        return bool(verdict(value)) if callable(verdict) else bool(verdict)
+    except Exception:  # a predicate that cannot decide declines
+        return False

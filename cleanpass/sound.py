@@ -11,7 +11,8 @@ exit below carries its number. Positions are graph order; the graph output is a 
 3. If A(c) is written and A(s) holds an input (a placeholder, or a `get_attr` constant, never
    donated), that input is donated, or the program's own `copy_` epilogue overwrites it after
    the last write to A(c).
-4. c and s have the same size, stride, storage offset and dtype (known from meta).
+4. c and s have the same size, stride, storage offset and dtype (known from meta), or they
+   differ only because s is a view and every reader of c takes s's layout (`cleanpass.strided`).
 5. If A(c) reaches the output: A(s) does not (two outputs would alias) and A(s) holds no input
    the caller kept (an output would alias an input).
 """
@@ -23,6 +24,7 @@ from torch.fx import Node
 from . import decisions
 from .facts import ClassFacts, GraphFacts
 from .layout import layout_verdict
+from .strided import strided_verdict
 
 aten = torch.ops.aten
 
@@ -42,7 +44,8 @@ def _reads_after(source: Node, source_class: ClassFacts, first_write: int, last_
     write) sees the copied value, not the old one."""
     if source_class.max_read < first_write:
         return False
-    return any(at >= first_write and facts.may_overlap(member, source)
+    # a removed clone's bytes are its root's: ask about the root
+    return any(at >= first_write and facts.may_overlap(facts.resolve(member), source)
                and not facts.overwritten_between(source, last_write, at)
                for at, _, member in source_class.reads)
 
@@ -52,7 +55,7 @@ def _writes_while_live(source: Node, source_class: ClassFacts, clone: Node, clon
     start, end = facts.position[clone], clone_class.last_access()
     if not source_class.writes_between(start, end):
         return False
-    return any(start < at <= end and facts.may_overlap(member, source)
+    return any(start < at <= end and facts.may_overlap(facts.resolve(member), source)
                and not _is_self_copy(writer, source, clone, facts)
                for at, writer, member in source_class.writes)
 
@@ -61,6 +64,8 @@ def decide_sound(clone: Node, source: Node, facts: GraphFacts) -> str:
     """The reason to keep `clone`, or decisions.REMOVED."""
     # 4. layout (cheapest, and the removal would change what every user sees)
     verdict = layout_verdict(clone, source)
+    if verdict == decisions.LAYOUT_DIFFERS:
+        verdict = strided_verdict(clone, source, facts)
     if verdict is not None:
         return verdict
     classes = facts.classes_apart(clone, source)

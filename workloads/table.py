@@ -68,11 +68,15 @@ one by one, as vLLM does.
 
 
 NOTES = """\
-Notes: "folded" counts the clones elimination had to keep (inputs the caller kept, strided views)
-that cleanpass turned into the kernel's out-of-place form: a fresh buffer written by the kernel,
-no copy. `llama_block` also holds 2 clones of its own (the explicit GQA kv-head expansion), real
-copies that stay; with one token (decode) q's clone is removed outright
-(`Workload.expected_clones_for`). `rotary_views_base_read` shows the reference policy's view hole:
+Notes: "folded" counts the clones elimination had to keep (inputs the caller kept, views whose
+base is read later or that are returned) that cleanpass turned into the kernel's out-of-place
+form: a fresh buffer written by the kernel, no copy. In `llama_block` rotary's q/k clones of
+strided and offset views of qkv are removed outright (the rotary kernel takes any strides and
+writes q and k inside qkv; the per-head views and attention read them there), so only the inputs'
+2 are folded; it also holds 2 clones of its own (the explicit GQA kv-head expansion), real
+copies that stay (`Workload.expected_clones_for`: with one token the `vllm` policy keeps one
+fewer). `rotary_views` returns k, a view at an offset: its clone is folded, not removed (the
+caller would see the offset). `rotary_views_base_read` shows the reference policy's view hole:
 it drops q's clone although the base qk is read afterwards, so that variant's results are wrong
 (`expected_wrong`).
 `hf_llama`/`hf_qwen2`/`hf_mistral` (2 decoder layers from the caller's `inputs_embeds`) keep the

@@ -36,22 +36,25 @@ def test_vllm_policy_breaks_when_the_base_of_a_view_is_read(compiled_run) -> Non
 
 
 def test_reports_tell_the_lowerings_clones_from_the_models(compiled_run) -> None:  # noqa: ANN001
-    """llama_block: 8 clones from the lowering (4 not removed: the inputs', rotary's layout
-    changes; all 4 folded) and 2 of the model's own (the kv-head expansion copies, kept)."""
+    """llama_block: 8 clones from the lowering (the inputs' 2 kept by elimination and folded;
+    rotary's q/k clones of strided qkv views removed outright) and 2 of the model's own (the
+    kv-head expansion copies, kept)."""
     report = compiled_run("llama_block", "cleanpass").compiled.reports[-1]
     assert report.by_origin() == {"lowering": (8, 0), "model": (2, 2)}
-    assert {d.origin for d in report.folded} == {"lowering"} and len(report.folded) == 4
+    assert {d.origin for d in report.folded} == {"lowering"} and len(report.folded) == 2
 
 
 def test_rotary_clones_kept_exactly_where_needed(compiled_run) -> None:  # noqa: ANN001
-    """llama_block folds the two input clones and rotary's two layout-changing q/k clones and
-    keeps only the two kv-expansion copies; the unbind case removes q's clone only while the
-    base is dead, and folds what it keeps."""
+    """llama_block removes rotary's two q/k clones of strided views of qkv (the kernel writes
+    qkv in place), folds the two input clones and keeps only the two kv-expansion copies; the
+    unbind case removes q's clone and folds k's (k is returned: the caller would see its
+    offset), and with the base read afterwards folds both."""
     report = compiled_run("llama_block", "cleanpass").compiled.reports[-1]
     assert [d.reason for d in report.kept] == [cleanpass.decisions.LAYOUT_DIFFERS] * 2
     assert all(d.source.startswith("expand") for d in report.kept)  # the kv-head expansion
-    assert len(report.folded) == 4
-    assert sum(d.source.startswith("arg") for d in report.folded) == 2  # the non-donated inputs
+    assert sum(d.source.startswith("getitem") for d in report.removed) == 2  # q and k, views of qkv
+    assert len(report.folded) == 2
+    assert all(d.source.startswith("arg") for d in report.folded)  # the non-donated inputs
     views = compiled_run("rotary_views", "cleanpass").compiled.reports[-1]
     assert (len(views.removed), len(views.folded), views.clones_after) == (1, 1, 0)
     base_read = compiled_run("rotary_views_base_read", "cleanpass").compiled.reports[-1]
@@ -92,15 +95,15 @@ def test_donated_inputs_reach_cleanpass_as_post_grad_positions(monkeypatch: pyte
 
 def test_one_token_rotary_writes_straight_into_qkv() -> None:
     """Decode (one token): q's view has its clone's layout and qkv's q part is dead after
-    rotary, so the pass drops q's clone (k's view sits at an offset: its clone is folded);
-    results stay bit-exact with the no-pass compile."""
+    rotary, so the pass drops q's clone; k's view sits at an offset, which rotary's kernel
+    takes, so k's goes too; results stay bit-exact with the no-pass compile."""
     wl = catalog.get("llama_block")
     s = wl.shapes("test")[0]
     one = catalog.Shape(1, s.hidden, s.model)
     with_pass, without = (selfcheck.compile_run(wl, one, v) for v in ("cleanpass", "lowered"))
     assert with_pass.clones == wl.expected_clones_for(one)["cleanpass"] == (10, 2)
     report = with_pass.compiled.reports[-1]
-    assert len(report.removed) == 5 and len(report.folded) == 3
+    assert len(report.removed) == 6 and len(report.folded) == 2
     assert with_pass.problems == [] and without.problems == []
     for a, b in zip(with_pass.outputs, without.outputs, strict=True):
         assert torch.equal(a, b)

@@ -104,3 +104,28 @@ def test_provider_choice_by_priority() -> None:
     assert op.choose(args).provider == "torch"
     assert op.choose(args, providers=()) is None
     assert op.choose(args, providers=("triton",)) is None
+
+
+def test_in_place_layout_check_catches_lost_and_stray_writes() -> None:
+    """check_in_place_layouts (strided/offset views of NaN-filled buffers) flags a kernel that
+    writes a dense copy of its argument, and one that writes outside the view."""
+    import dataclasses
+
+    from workloads.kernels.check import check_in_place_layouts
+
+    impl = next(i for i in OPS["rms_norm"].impls if i.provider == "torch")
+
+    def into_a_copy(x, weight, eps):  # noqa: ANN001, ANN202
+        x.contiguous().mul_(0.0)
+
+    def past_the_view(x, weight, eps):  # noqa: ANN001, ANN202
+        impl.kernel(x, weight, eps)
+        x._base[:, 0] = 1.0
+
+    assert check_in_place_layouts("rms_norm", impl, 4, 256, torch.float32, "cpu") == []
+    lost = check_in_place_layouts("rms_norm", dataclasses.replace(impl, kernel=into_a_copy), 4, 256,
+                                  torch.float32, "cpu")
+    stray = check_in_place_layouts("rms_norm", dataclasses.replace(impl, kernel=past_the_view), 4, 256,
+                                   torch.float32, "cpu")
+    assert lost and all("max_abs_err" in p.what for p in lost)
+    assert stray and all("outside the views" in p.what for p in stray)

@@ -24,8 +24,9 @@ def _no_problems(proc) -> None:  # noqa: ANN001
 
 @pytest.mark.slow
 def test_triton_kernels_match_reference_interpreted(run_interpreted) -> None:  # noqa: ANN001
+    """Includes the in-place kernels on strided and offset views (check_in_place_layouts)."""
     _no_problems(run_interpreted("workloads.kernels.check", "--providers", "triton", "--tokens", "1,17",
-                                 "--hidden", "256", "--dtypes", "float32,bfloat16,float16"))
+                                 "--hidden", "256", "--dtypes", "float32,bfloat16,float16", timeout=420))
 
 
 @pytest.mark.cuda
@@ -39,8 +40,9 @@ def test_triton_kernels_match_reference_cuda() -> None:
 @pytest.mark.slow
 def test_triton_lowering_interpreted(run_interpreted) -> None:  # noqa: ANN001
     """Compiled with the Triton provider and cleanpass: matches the reference; clone counts
-    before and after the pass as expected (the CPU twin of the CUDA test below)."""
-    _no_problems(run_interpreted("workloads.selfcheck", "--workloads", "fused_add_rms_norm,rotary_views",
+    before and after the pass as expected (the CPU twin of the CUDA test below). llama_block:
+    the Triton rotary kernel writes the strided q/k views of qkv in place."""
+    _no_problems(run_interpreted("workloads.selfcheck", "--workloads", "fused_add_rms_norm,rotary_views,llama_block",
                                  "--providers", "triton", "--variants", "cleanpass"))
 
 

@@ -39,6 +39,11 @@ def rows_ok(x: Any) -> bool:
     return True
 
 
+def is_2d(x: Any) -> bool:
+    """A 2-D tensor with any strides and offset: what the rotary kernels take."""
+    return isinstance(x, torch.Tensor) and x.dim() == 2
+
+
 def returns_none(*args: Any) -> None:
     """The fake kernel of an op that only mutates its arguments."""
     return None

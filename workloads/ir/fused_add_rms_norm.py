@@ -105,8 +105,10 @@ def _triton_supports(x, residual, weight, eps) -> bool:  # noqa: ANN001
 register_impl("fused_add_rms_norm", Impl(
     P.TRITON, torch.ops.cleanpass_kernels.fused_add_rms_norm_triton_.default, inplace=True,
     priority=P.PRIORITY[P.TRITON], supports=_triton_supports, writes=(0, 1), outputs=(0, 1),
-    out_of_place=torch.ops.cleanpass_kernels.fused_add_rms_norm_triton_out.default))
+    out_of_place=torch.ops.cleanpass_kernels.fused_add_rms_norm_triton_out.default,
+    any_layout=P.rows_ok))
 register_impl("fused_add_rms_norm", Impl(
     P.TORCH, torch.ops.cleanpass_kernels.fused_add_rms_norm_torch_.default, inplace=True,
     priority=P.PRIORITY[P.TORCH], writes=(0, 1), outputs=(0, 1),
-    out_of_place=torch.ops.cleanpass_kernels.fused_add_rms_norm_torch_out.default))
+    out_of_place=torch.ops.cleanpass_kernels.fused_add_rms_norm_torch_out.default,
+    any_layout=True))

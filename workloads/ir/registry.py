@@ -48,6 +48,10 @@ class Impl:
     ``out_of_place`` is the in-place kernel's out-of-place form: the same arguments plus
     ``<name>_out`` per mutated argument (an output may be its input); it reads strides at run
     time and writes every element of its outputs. It is registered with cleanpass for folding.
+    ``any_layout`` says whether the in-place kernel takes its mutated arguments with any strides
+    and storage offset (True, or a predicate on the argument's value: a row kernel needs its
+    leading dims to collapse); registered with cleanpass, which may then hand it a strided
+    view in place of a clone.
     """
 
     provider: str
@@ -58,6 +62,7 @@ class Impl:
     writes: tuple[int, ...] = ()
     outputs: tuple[int, ...] = ()
     out_of_place: Any = None  # OpOverload of the out-of-place form, for in-place kernels
+    any_layout: bool | Callable[[torch.Tensor], bool] = False
 
 
 @dataclass
@@ -163,13 +168,15 @@ def define_op(
 
 
 def register_impl(op_name: str, impl: Impl) -> None:
-    """Add a provider implementation to an IR op; tell cleanpass about its out-of-place form."""
+    """Add a provider implementation to an IR op; tell cleanpass about its out-of-place form and
+    the layouts its in-place kernel takes."""
     OPS[op_name].impls.append(impl)
+    mutated = [a.name for a in impl.kernel._schema.arguments if a.alias_info is not None and a.alias_info.is_write]
     if impl.inplace and impl.out_of_place is not None:
-        mutated = [a.name for a in impl.kernel._schema.arguments
-                   if a.alias_info is not None and a.alias_info.is_write]
         cleanpass.register_out_of_place(impl.kernel, impl.out_of_place,
                                         outputs={m: f"{m}_out" for m in mutated}, any_input_layout=True)
+    if impl.inplace and impl.any_layout:
+        cleanpass.register_any_layout(impl.kernel, {m: impl.any_layout for m in mutated})
 
 
 def kernel_call_bytes(kernel: Any, args: Sequence[Any], kwargs: dict[str, Any] | None = None) -> int | None:

@@ -95,7 +95,9 @@ def _triton_supports(x, weight, eps) -> bool:  # noqa: ANN001
 register_impl("rms_norm", Impl(P.TRITON, torch.ops.cleanpass_kernels.rms_norm_triton_.default,
                                inplace=True, priority=P.PRIORITY[P.TRITON],
                                supports=_triton_supports, writes=(0,), outputs=(0,),
-                               out_of_place=torch.ops.cleanpass_kernels.rms_norm_triton_out.default))
+                               out_of_place=torch.ops.cleanpass_kernels.rms_norm_triton_out.default,
+                               any_layout=P.rows_ok))
 register_impl("rms_norm", Impl(P.TORCH, torch.ops.cleanpass_kernels.rms_norm_torch_.default,
                                inplace=True, priority=P.PRIORITY[P.TORCH], writes=(0,), outputs=(0,),
-                               out_of_place=torch.ops.cleanpass_kernels.rms_norm_torch_out.default))
+                               out_of_place=torch.ops.cleanpass_kernels.rms_norm_torch_out.default,
+                               any_layout=True))

@@ -122,8 +122,10 @@ def _triton_supports(positions, q, k, cos_sin_cache, head_size, is_neox) -> bool
 register_impl("rotary_embedding", Impl(
     P.TRITON, torch.ops.cleanpass_kernels.rotary_embedding_triton_.default, inplace=True,
     priority=P.PRIORITY[P.TRITON], supports=_triton_supports, writes=(1, 2), outputs=(1, 2),
-    out_of_place=torch.ops.cleanpass_kernels.rotary_embedding_triton_out.default))
+    out_of_place=torch.ops.cleanpass_kernels.rotary_embedding_triton_out.default,
+    any_layout=P.is_2d))
 register_impl("rotary_embedding", Impl(
     P.TORCH, torch.ops.cleanpass_kernels.rotary_embedding_torch_.default, inplace=True,
     priority=P.PRIORITY[P.TORCH], writes=(1, 2), outputs=(1, 2),
-    out_of_place=torch.ops.cleanpass_kernels.rotary_embedding_torch_out.default))
+    out_of_place=torch.ops.cleanpass_kernels.rotary_embedding_torch_out.default,
+    any_layout=True))

@@ -140,11 +140,74 @@ def check_out_of_place(op_name: str, impl: Impl, tokens: int, hidden: int, dtype
     return problems
 
 
+def _side_by_side(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Column blocks of one NaN-filled buffer, 3 columns apart (q, k of a fused qkv), with
+    the tensors' values: every block strided and all but the first at an offset."""
+    rows, gap = tensors[0].shape[0], 3
+    width = gap + sum(t.shape[1] + gap for t in tensors)
+    base = torch.full((rows, width), float("nan"), dtype=tensors[0].dtype, device=tensors[0].device)
+    views, start = [], gap
+    for t in tensors:
+        view = base[:, start:start + t.shape[1]]
+        view.copy_(t)
+        views.append(view)
+        start += t.shape[1] + gap
+    return views
+
+
+def _outside_untouched(views: list[torch.Tensor]) -> bool:
+    """Every element of the views' bases that no view covers still holds NaN."""
+    for base in {id(v._base): v._base for v in views}.values():
+        outside = torch.ones(base.shape, dtype=torch.bool, device=base.device)
+        for v in views:
+            if v._base is base:
+                outside.as_strided(v.shape, v.stride(), v.storage_offset()).fill_(False)
+        if not bool(base[outside].isnan().all()):
+            return False
+    return True
+
+
+# side by side: every block has the base's row stride and an offset; column-strided: column stride 2
+IN_PLACE_LAYOUTS = ("side-by-side", "column-strided")
+
+
+def check_in_place_layouts(op_name: str, impl: Impl, tokens: int, hidden: int, dtype: torch.dtype,
+                           device: Any, **variant: Any) -> list[Problem]:
+    """The in-place kernel on strided and offset views of larger NaN-filled buffers (what it
+    receives when cleanpass removes the clone of a view): results match the reference in the
+    views, written in place, and nothing outside the views is touched."""
+    problems: list[Problem] = []
+    for layout in IN_PLACE_LAYOUTS:
+        args = list(sample_args(op_name, tokens, hidden, dtype, device, **variant))
+        ref = OPS[op_name].reference(*[a.cpu() if isinstance(a, torch.Tensor) else a for a in args])
+        ref = ref if isinstance(ref, tuple) else (ref,)
+        writes = [p for p in impl.writes if args[p].dim() == 2]
+        if layout == "side-by-side":
+            for p, view in zip(writes, _side_by_side([args[p] for p in writes])):
+                args[p] = view
+        else:
+            for p in writes:
+                args[p] = LAYOUTS[layout](args[p])
+        views = [args[p] for p in writes]
+        impl.kernel(*args)
+        what = f"in place on {layout} views"
+        for i, p in enumerate(impl.outputs):
+            if not numerics.allclose(args[p].cpu(), ref[i], dtype):
+                problems.append(Problem(op_name, impl.provider, tokens, hidden, str(dtype),
+                                        f"{what}: output {i} max_abs_err "
+                                        f"{numerics.max_abs_err(args[p].cpu(), ref[i]):.3g}"))
+        if views and not _outside_untouched(views):
+            problems.append(Problem(op_name, impl.provider, tokens, hidden, str(dtype),
+                                    f"{what}: wrote outside the views"))
+    return problems
+
+
 def check_kernels(device: Any, providers: Sequence[str], tokens: Sequence[int], hiddens: Sequence[int],
                   dtypes: Sequence[torch.dtype], ops: Sequence[str] | None = None,
                   out_of_place: bool = True) -> list[Problem]:
-    """Every op x allowed provider that supports the sample args, over the given grid; with
-    ``out_of_place`` also the out-of-place forms (``check_out_of_place``)."""
+    """Every op x allowed provider that supports the sample args, over the given grid; in-place
+    kernels that take any layout also on strided and offset views (``check_in_place_layouts``);
+    with ``out_of_place`` also the out-of-place forms (``check_out_of_place``)."""
     problems: list[Problem] = []
     for op_name in ops or sorted(OPS):
         for t in tokens:
@@ -165,6 +228,8 @@ def _check_point(op_name: str, t: int, h: int, dt: torch.dtype, device: Any, pro
             problems.append(Problem(op_name, impl.provider, t, h, str(dt), f"unsupported {variant}"))
             continue
         problems += check_one(op_name, impl, t, h, dt, device, **variant)
+        if impl is not None and impl.inplace and impl.any_layout:
+            problems += check_in_place_layouts(op_name, impl, t, h, dt, device, **variant)
         if out_of_place and impl is not None and impl.out_of_place is not None:
             problems += check_out_of_place(op_name, impl, t, h, dt, device, **variant)
     return problems

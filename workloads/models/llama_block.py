@@ -5,12 +5,11 @@ input norm (fused add) -> qkv projection -> split -> rotary in place on the q/k 
 -> fused add + norm (the next layer's input norm).
 Clones: 2 per fused norm (x3) + 2 for rotary (q and k, views of qkv) from the lowering, plus 2
 of the graph's own (the explicit kv-head expansion, when kv_heads > 1). Elimination removes the
-later norms' 4 and must keep the two clones of the (non-donated) inputs and rotary's q/k clones
-(contiguous copies of strided views of qkv); folding turns those 4 into out-of-place kernels
-(the first norm writes fresh buffers, rotary reads the q/k views and writes fresh q/k). The 2
-expansion copies are real (attention reads every kv head h/kv times): 2 of 10 remain. With one
-token, q's view has its clone's layout (size-1 dims ignore strides), so elimination removes q's
-clone and folding takes k's: 2 remain.
+later norms' 4 and rotary's q/k clones (strided and offset views of qkv: the rotary kernel
+takes any strides and writes q and k in place inside qkv, and the per-head views and SDPA read
+them there); it must keep the two clones of the (non-donated) inputs, which folding turns into
+out-of-place kernels (the first norm writes fresh buffers). The 2 expansion copies are real
+(attention reads every kv head h/kv times): 2 of 10 remain, at any token count.
 """
 from __future__ import annotations
 

@@ -1,8 +1,10 @@
 """rotary_views: rotary in place on unbind views of q/k whose base is dead afterwards.
 
 q's clone has q's layout and nothing reads qk after the write: it can go. k's view sits at a
-non-zero offset, so its clone is a layout change that elimination keeps; cleanpass folds it
-(rotary reads the k view, writes a fresh buffer: the bytes of rotating it in place).
+non-zero offset and k is returned: removing its clone would hand the caller that offset (and a
+second output sharing qk's storage with q), so elimination keeps it (`strided-output`) and
+cleanpass folds it (rotary reads the k view, writes a fresh buffer: the bytes of rotating it in
+place).
 """
 from workloads.models._rotary_views import DTYPES, SHAPES, RotaryViews
 
