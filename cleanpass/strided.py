@@ -52,6 +52,7 @@ from . import decisions
 from ._compat import OpOverload, fake_mode_of, rerun_on_fakes, statically_equal, statically_true, storage_key
 from .facts import GraphFacts
 from .forms import accepts_layout, declares_any_layout
+from .mutation import PerOp
 
 log = logging.getLogger(__name__)
 aten = torch.ops.aten
@@ -67,6 +68,7 @@ VIEW_OPS = frozenset(getattr(packet, name) for packet, name in (
     (aten.permute, "default"), (aten.transpose, "int"), (aten.t, "default"),
     (aten.unsqueeze, "default"), (aten.squeeze, "dim"), (aten.squeeze, "dims"), (aten.squeeze, "default"),
     (aten.expand, "default"), (aten.alias, "default")) if hasattr(packet, name))
+_makes_view = PerOp(lambda target: target in VIEW_OPS or target is operator.getitem)
 
 # S2c: functional ops whose results do not depend on the input layout at all (exact copies)
 COPY_READERS = frozenset(getattr(packet, name) for packet, name in (
@@ -305,8 +307,7 @@ def _viewed_view(clone: Node, source: Node) -> bool:
     """A clone of part of a storage (a view; fake tensors do not say so) that its users view
     in turn: their fake values name c's storage."""
     fake_source = _fake(source)
-    if fake_source is None or not any(user.target in VIEW_OPS or user.target is operator.getitem
-                                      for user in clone.users):
+    if fake_source is None or not any(_makes_view(user.target) for user in clone.users):
         return False
     try:
         nbytes = fake_source.untyped_storage().nbytes()
