@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from types import ModuleType
 from typing import Any, Callable, Hashable, Iterator, Sequence
 
@@ -29,22 +29,34 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class CompiledEntry:
-    """One compiled callable and what we learnt when it compiled."""
+class Counts:
+    """What one compile taught us: the deterministic columns of a row (``results.Row`` has each
+    field but ``view_errors``), shared by the compile entry, the prepared variant and the row."""
 
-    compiled: Callable[..., Any]
     kernels: int | None = None
-    copies: int | None = None
+    copies: int | None = None  # copy launches in the generated code (None: no code, eager)
     #: mutated view arguments that reach a checked kernel as a temporary (``codecheck``)
     view_errors: tuple[str, ...] = ()
     bytes_accessed: int | None = None
     bytes_exact: int | None = None
     bytes_decided: int | None = None
     bytes_at_tokens: int | None = None
-    #: the Python modules Inductor loaded for it (generated wrappers), for poisoned validation
-    modules: list[ModuleType] = field(default_factory=list)
     clones_before: int | None = None
     clones_after: int | None = None
+
+    def row_columns(self) -> dict[str, Any]:
+        """The fields that are result columns."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "view_errors"}
+
+
+@dataclass
+class CompiledEntry:
+    """One compiled callable and what we learnt when it compiled."""
+
+    compiled: Callable[..., Any]
+    counts: Counts = field(default_factory=Counts)
+    #: the Python modules Inductor loaded for it (generated wrappers), for poisoned validation
+    modules: list[ModuleType] = field(default_factory=list)
     compiles: int = 0
 
 
@@ -154,16 +166,13 @@ def first_call(entry: CompiledEntry, fn: Callable[..., Any], inputs: Sequence[An
     seconds = time.perf_counter() - t0
     if generated.codes:
         entry.compiles += 1
-        entry.kernels = measure.count_kernels_in(generated.codes)
-        entry.copies = generated.copies()
-        entry.view_errors = generated.view_errors()
-        entry.bytes_accessed = counted.value if counted.value else None
-        entry.bytes_exact = exact_bytes.exact_bytes(counted.graphs)
-        entry.bytes_at_tokens = num_tokens
-        if reports is not None:
-            new_reports = list(reports)[n_reports:]
-            entry.clones_before, entry.clones_after = _clone_counts(new_reports)
-            entry.bytes_decided = exact_bytes.decided_bytes(new_reports)
-        log.debug("compiled (#%d) at tokens=%d in %.2fs: %s kernels, %s bytes (exact %s)", entry.compiles,
-                  num_tokens, seconds, entry.kernels, entry.bytes_accessed, entry.bytes_exact)
+        new_reports = list(reports)[n_reports:] if reports is not None else []
+        clones_before, clones_after = _clone_counts(new_reports)
+        entry.counts = Counts(
+            kernels=measure.count_kernels_in(generated.codes), copies=generated.copies(),
+            view_errors=generated.view_errors(), bytes_accessed=counted.value or None,
+            bytes_exact=exact_bytes.exact_bytes(counted.graphs),
+            bytes_decided=exact_bytes.decided_bytes(new_reports) if reports is not None else None,
+            bytes_at_tokens=num_tokens, clones_before=clones_before, clones_after=clones_after)
+        log.debug("compiled (#%d) at tokens=%d in %.2fs: %s", entry.compiles, num_tokens, seconds, entry.counts)
     return out, seconds

@@ -71,9 +71,9 @@ def decided_bytes(reports: Sequence[object]) -> int | None:
     (``2 x Decision.bytes``: a removed clone saves its copy, a folded one too, its kernel now
     reading the source and writing a fresh buffer). None without cleanpass reports or with a
     decision of unknown size."""
-    decisions = [d for r in reports for d in list(getattr(r, "removed", [])) + list(getattr(r, "folded", []))]
     if not reports or not all(hasattr(r, "folded") for r in reports):
         return None
+    decisions = [d for r in reports for d in (*r.removed, *r.folded)]
     if any(d.bytes is None for d in decisions):
         return None
     return 2 * sum(int(d.bytes) for d in decisions)

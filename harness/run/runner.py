@@ -233,13 +233,11 @@ def _attribute_case(case: Case, runnable: dict[str, _Live], pristine: tuple, opt
 
 
 def _fill_counts(row: Row, prep: Prepared) -> None:
-    row.clones_before, row.clones_after = prep.clones_before, prep.clones_after
-    row.kernels, row.bytes_accessed, row.bytes_at_tokens = prep.kernels, prep.bytes_accessed, prep.bytes_at_tokens
-    row.bytes_exact, row.bytes_decided = prep.bytes_exact, prep.bytes_decided
-    row.copies = prep.copies
+    for column, value in prep.counts.row_columns().items():
+        setattr(row, column, value)
     row.compile_s = float(prep.compile_s)
-    if prep.view_errors:  # a kernel writes a temporary instead of the view's base: loud
-        row.fail("view check: " + "; ".join(prep.view_errors))
+    if prep.counts.view_errors:  # a kernel writes a temporary instead of the view's base: loud
+        row.fail("view check: " + "; ".join(prep.counts.view_errors))
 
 
 def _validate_one(lv: _Live, pristine: tuple, reference: list[torch.Tensor] | None, ref_error: str | None,

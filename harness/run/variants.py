@@ -28,7 +28,7 @@ import torch
 
 from cleanpass.verify import PoisonedAllocations, poison
 from harness.run import compat, exact_bytes, vllm_real
-from harness.run.compile import CompileCache, CompiledEntry, apply, first_call
+from harness.run.compile import CompileCache, CompiledEntry, Counts, apply, first_call
 from harness.store.results import VariantInfo
 from workloads import donation, pipeline
 from workloads.pipeline import ARMS
@@ -73,15 +73,7 @@ class Prepared:
     call: Callable[[], Any]
     inputs: tuple
     donated: tuple[int, ...] = ()
-    clones_before: int | None = None
-    clones_after: int | None = None
-    kernels: int | None = None
-    copies: int | None = None       # copy launches in the generated code (None: no code, eager)
-    view_errors: tuple[str, ...] = ()  # mutated views that reach a kernel as a temporary
-    bytes_accessed: int | None = None
-    bytes_exact: int | None = None
-    bytes_decided: int | None = None
-    bytes_at_tokens: int | None = None
+    counts: Counts = field(default_factory=Counts)
     compile_s: float = float("nan")
     first_call_compiled: bool = False  # whether that call compiled (its seconds include it)
     #: a context in which every fresh allocation the variant's code makes comes back poisoned
@@ -182,8 +174,8 @@ def _eager_builder(attr: str, mutates: Callable[[Any], tuple[int, ...]]) -> Buil
             fn(*inputs)
         ctx.sync()
         return Prepared(call=lambda: fn(*inputs), inputs=inputs,
-                        donated=tuple(mutates(ctx.built)), bytes_exact=counted.total,
-                        bytes_at_tokens=ctx.num_tokens,
+                        donated=tuple(mutates(ctx.built)),
+                        counts=Counts(bytes_exact=counted.total, bytes_at_tokens=ctx.num_tokens),
                         compile_s=time.perf_counter() - t0, poisoned=PoisonedAllocations)
     return build
 
@@ -218,11 +210,7 @@ def compiled_builder(variant: str, make: Callable[[], Callable], source: Callabl
         compiled = entry.compiled
         return Prepared(call=lambda: compiled(fn, *inputs), inputs=inputs,
                         donated=tuple(ctx.built.donated) if donates else (),
-                        clones_before=entry.clones_before, clones_after=entry.clones_after,
-                        kernels=entry.kernels, copies=entry.copies, view_errors=entry.view_errors,
-                        bytes_accessed=entry.bytes_accessed,
-                        bytes_exact=entry.bytes_exact, bytes_decided=entry.bytes_decided,
-                        bytes_at_tokens=entry.bytes_at_tokens, compile_s=seconds,
+                        counts=entry.counts, compile_s=seconds,
                         first_call_compiled=entry.compiles > compiles_before,
                         poisoned=lambda: compat.poisoned_wrapper_allocations(entry.modules, poison))
     return build

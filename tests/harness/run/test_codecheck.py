@@ -325,15 +325,15 @@ def _compile_norm_of_half(stale: bool):
 def test_inductor_really_copies_a_view_behind_a_stale_layout_and_the_check_catches_it():
     """The real thing on torch 2.13 CPU: right values, but two copies and a failed view check."""
     entry = _compile_norm_of_half(stale=True)
-    assert entry.copies == 2
-    (error,) = entry.view_errors
+    assert entry.counts.copies == 2
+    (error,) = entry.counts.view_errors
     assert "cleanpass_kernels::rms_norm_torch_.default: mutated argument 'x' is a temporary" in error
 
 
 @pytest.mark.slow
 def test_the_same_graph_with_fresh_metadata_passes():
     entry = _compile_norm_of_half(stale=False)
-    assert (entry.copies, entry.view_errors) == (0, ())
+    assert (entry.counts.copies, entry.counts.view_errors) == (0, ())
 
 
 def _stale_variant():
