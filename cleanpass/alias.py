@@ -37,6 +37,12 @@ aten = torch.ops.aten
 UNANNOTATED_VIEW_OPS = frozenset({aten._unsafe_view.default})
 
 
+def fake_tensor(node: Node) -> torch.Tensor | None:
+    """The node's fake tensor from meta, when it holds exactly one tensor."""
+    val = node.meta.get("val")
+    return val if isinstance(val, torch.Tensor) else None
+
+
 def _fake_tensors(node: Node) -> list[torch.Tensor]:
     val = node.meta.get("val")
     if isinstance(val, torch.Tensor):

@@ -31,7 +31,7 @@ from torch.fx import Graph, Node
 
 from . import decisions
 from ._compat import statically_equal
-from .alias import may_overlap, structural_alias_parents
+from .alias import fake_tensor, may_overlap, structural_alias_parents
 from .facts import GraphFacts
 from .forms import OutOfPlaceForm, out_of_place_form
 from .layout import layout_verdict
@@ -52,11 +52,6 @@ def _arguments(call: Node) -> list[tuple[str, object]]:
         else:
             found.append((argument.name, argument.default_value))
     return found
-
-
-def _fake(node: Node) -> torch.Tensor | None:
-    val = node.meta.get("val")
-    return val if isinstance(val, torch.Tensor) else None
 
 
 def _is_clone(value: object) -> bool:
@@ -122,7 +117,7 @@ def _source_unchanged(clone: Node, source: Node, call: Node, facts: GraphFacts) 
 
 def _layout_ok(clone: Node, source: Node, form: OutOfPlaceForm) -> bool:
     """F4/F5: c's layout is known and the form can read s as it is."""
-    fake_clone, fake_source = _fake(clone), _fake(source)
+    fake_clone, fake_source = fake_tensor(clone), fake_tensor(source)
     if fake_clone is None or fake_source is None or fake_clone.dtype != fake_source.dtype:
         return False
     if fake_clone.storage_offset() != 0 or dense_order(fake_clone) is None:
@@ -171,7 +166,7 @@ def _sym_node(graph: Graph, target: object, args: tuple, val: object) -> Node:
 
 def _fresh_buffer(graph: Graph, clone: Node, order: list[int]) -> Node:
     """`empty_strided` with c's size and strides; symbolic ones computed from s's sizes."""
-    fake, source = _fake(clone), clone.args[0]
+    fake, source = fake_tensor(clone), clone.args[0]
     with graph.inserting_before(clone):
         sizes = [dim if type(dim) is int else _sym_node(graph, aten.sym_size.int, (source, d), dim)
                  for d, dim in enumerate(fake.shape)]
@@ -197,7 +192,7 @@ def _rewrite(graph: Graph, call: Node, form: OutOfPlaceForm, folds: dict[str, No
     for name, _ in form.outputs:
         value = dict(arguments)[name]
         if name in folds:
-            fresh = _fresh_buffer(graph, folds[name], dense_order(_fake(folds[name])))
+            fresh = _fresh_buffer(graph, folds[name], dense_order(fake_tensor(folds[name])))
             folds[name].replace_all_uses_with(fresh)
             value = fresh
         outputs.append(value)

@@ -50,6 +50,7 @@ from torch.fx import Node
 
 from . import decisions
 from ._compat import OpOverload, fake_mode_of, rerun_on_fakes, statically_equal, statically_true, storage_key
+from .alias import fake_tensor
 from .facts import GraphFacts
 from .forms import accepts_layout, declares_any_layout
 from .mutation import PerOp
@@ -95,11 +96,6 @@ ITERATOR_READERS = frozenset(getattr(packet, name) for packet, name in (
 SIZE_ONLY = frozenset({aten.sym_size.int, aten.sym_numel.default})
 
 
-def _fake(node: Node) -> torch.Tensor | None:
-    val = node.meta.get("val")
-    return val if isinstance(val, torch.Tensor) else None
-
-
 def _tensors(val: Any) -> list[torch.Tensor]:
     if isinstance(val, torch.Tensor):
         return [val]
@@ -133,7 +129,7 @@ def provably_non_overlapping(fake: torch.Tensor) -> bool:
 
 def _plain_clone_of_view(clone: Node, source: Node) -> bool:
     """S1."""
-    fake_clone, fake_source = _fake(clone), _fake(source)
+    fake_clone, fake_source = fake_tensor(clone), fake_tensor(source)
     if fake_clone is None or fake_source is None:
         return False
     memory_format = clone.kwargs.get("memory_format", torch.preserve_format)
@@ -203,7 +199,7 @@ def _same_arithmetic(user: Node, kind: str, values: dict[Node, Any]) -> bool:
         return True
     for arg in user.all_input_nodes:
         if arg in values:
-            old, new = _fake(arg), values[arg]
+            old, new = fake_tensor(arg), values[arg]
             if old is None or not isinstance(new, torch.Tensor):
                 return False
             before, after = _traversal(old, kind == "iterator"), _traversal(new, kind == "iterator")
@@ -297,7 +293,7 @@ def strided_verdict(clone: Node, source: Node, facts: GraphFacts) -> str | None:
     reason to keep it."""
     if not _plain_clone_of_view(clone, source):
         return decisions.LAYOUT_DIFFERS
-    reason, values = _walk(clone, _fake(source), facts)
+    reason, values = _walk(clone, fake_tensor(source), facts)
     if reason is None:
         clone.meta[RELAYOUT_KEY] = values
     return reason
@@ -306,7 +302,7 @@ def strided_verdict(clone: Node, source: Node, facts: GraphFacts) -> str | None:
 def _viewed_view(clone: Node, source: Node) -> bool:
     """A clone of part of a storage (a view; fake tensors do not say so) that its users view
     in turn: their fake values name c's storage."""
-    fake_source = _fake(source)
+    fake_source = fake_tensor(source)
     if fake_source is None or not any(_makes_view(user.target) for user in clone.users):
         return False
     try:
@@ -327,7 +323,7 @@ def relayout(clone: Node, source: Node, facts: GraphFacts, removed: bool) -> Non
     if not removed:
         return
     if values is None and _viewed_view(clone, source):
-        reason, values = _walk(clone, _fake(source), facts)
+        reason, values = _walk(clone, fake_tensor(source), facts)
         if reason is not None:
             return
     for node, value in (values or {}).items():
