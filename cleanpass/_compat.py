@@ -56,12 +56,19 @@ def is_impure(node: Any) -> bool:
         return True
 
 
+_STORAGE_ID = getattr(torch._C, "_storage_id", None)  # the StorageImpl's address, as below
+
+
 def storage_key(value: Any) -> Any | None:
-    """A hashable identity of a (fake) tensor's storage, or None when there is no tensor."""
+    """A hashable identity of a (fake) tensor's storage, or None when there is no tensor.
+
+    The StorageImpl's address, as `StorageWeakRef` keys it; meta keeps the tensor alive. Read
+    directly when torch offers it (this runs once per node of every graph: building the
+    Python storage object costs twice as much), else through that object."""
     if not isinstance(value, torch.Tensor):
         return None
-    try:  # the C++ storage pointer, as StorageWeakRef keys it; meta keeps the tensor alive
-        return value.untyped_storage()._cdata
+    try:
+        return _STORAGE_ID(value) if _STORAGE_ID is not None else value.untyped_storage()._cdata
     except Exception:  # tensors without storage (e.g. some subclasses)
         return None
 

@@ -78,6 +78,8 @@ def structural_alias_parents(node: Node) -> tuple[Node, ...]:
             return ()
         if isinstance(target, OpOverload):
             aliased = _aliased_arguments(target)
+            if not aliased:  # the common case: a fresh result, or none
+                return ()
             if len(aliased) == 1 and aliased[0][0] < len(node.args):  # a view of one tensor
                 value = node.args[aliased[0][0]]
                 if isinstance(value, Node):
@@ -101,19 +103,28 @@ class AliasClasses:
 
     def __init__(self, nodes: Iterable[Node]) -> None:
         self._parent: dict[Node, Node] = {}
-        by_storage: dict[Any, Node] = {}
+        self._by_storage: dict[Any, Node] = {}  # fake storage -> the first node holding it
+        parent_of = self._parent
         for node in nodes:
-            self._parent[node] = node
+            parent_of[node] = node
             for parent in structural_alias_parents(node):
-                if parent in self._parent:
+                if parent in parent_of:
                     self.merge(node, parent)
-            for fake in _fake_tensors(node):
-                key = storage_key(fake)
-                if key is None:
-                    continue
-                first = by_storage.setdefault(key, node)
-                if first is not node:
-                    self.merge(node, first)
+            val = node.meta.get("val")
+            if isinstance(val, torch.Tensor):  # the common case, without building a list
+                self._join_storage(node, val)
+            elif isinstance(val, (list, tuple)):
+                for item in val:
+                    if isinstance(item, torch.Tensor):
+                        self._join_storage(node, item)
+
+    def _join_storage(self, node: Node, fake: torch.Tensor) -> None:
+        """Join `node` to the first node whose fake tensor has the same storage."""
+        key = storage_key(fake)
+        if key is not None:
+            first = self._by_storage.setdefault(key, node)
+            if first is not node:
+                self.merge(node, first)
 
     def find(self, node: Node) -> Node:
         root = node
@@ -129,6 +140,10 @@ class AliasClasses:
         if root_a is not root_b:
             self._parent[root_a] = root_b
         return root_b
+
+    def link(self, root: Node, new_root: Node) -> None:
+        """`merge` for two nodes known to be the roots of different classes."""
+        self._parent[root] = new_root
 
     def same(self, a: Node, b: Node) -> bool:
         return self.find(a) is self.find(b)

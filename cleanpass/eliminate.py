@@ -75,6 +75,15 @@ def _run_sound(graph: Graph, donated: tuple[int, ...],
     return facts, kept
 
 
+def _eliminate_and_fold(graph: Graph, donated: tuple[int, ...], report: decisions.CloneReport,
+                        fold: bool) -> None:
+    """The sound policy's two steps. A function of its own so that the facts die (by reference
+    count) before the collector is re-enabled: alive, its first collection would scan them all."""
+    outcome = _run_sound(graph, donated, report)
+    if fold and outcome is not None and outcome[1]:
+        fold_clones(graph, *outcome, report)
+
+
 @contextlib.contextmanager
 def _gc_paused() -> Iterator[None]:
     """The analysis allocates many small acyclic objects; on a 100k-node graph the cyclic
@@ -103,9 +112,7 @@ def eliminate_clones_in_graph(graph: Graph, donated: tuple[int, ...] = (),
         if policy == "vllm":
             run_reference(graph, donated, report)
         else:
-            outcome = _run_sound(graph, donated, report)
-            if fold and outcome is not None and outcome[1]:
-                fold_clones(graph, *outcome, report)
+            _eliminate_and_fold(graph, donated, report, fold)
     report.seconds = time.perf_counter() - started
     log.info("cleanpass %s", report.summary())
     for decision in report.kept:

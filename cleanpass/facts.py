@@ -40,8 +40,13 @@ class ClassFacts:
         self.members += other.members
         self.reads += other.reads
         self.writes += other.writes
-        for position in other.write_positions:
-            bisect.insort(self.write_positions, position)
+        mine, theirs = self.write_positions, other.write_positions
+        if theirs:
+            if not mine or theirs[0] > mine[-1]:  # the common case: the later class's writes
+                mine += theirs
+            else:
+                for position in theirs:
+                    bisect.insort(mine, position)
         self.max_read = max(self.max_read, other.max_read)
         self.copies_into += other.copies_into
         self.inputs += other.inputs
@@ -65,9 +70,9 @@ class GraphFacts:
     def __init__(self, graph: Graph, donated: tuple[int, ...] = ()) -> None:
         self.nodes = list(graph.nodes)
         self.position = {node: index for index, node in enumerate(self.nodes)}
-        self.effects: dict[Node, Effect] = {node: node_effect(node) for node in self.nodes}
+        self.effects: dict[Node, Effect] = {}  # filled by `_collect`
         self.aliases = AliasClasses(self.nodes)
-        placeholders = [node for node in self.nodes if node.op == "placeholder"]
+        placeholders = graph.find_nodes(op="placeholder")
         self.donated = frozenset(placeholders[i] for i in donated if 0 <= i < len(placeholders))
         self.overwritten_at: dict[Node, int] = {}  # input -> last `copy_` that overwrites all of it
         self.replaced: dict[Node, Node] = {}
@@ -77,9 +82,10 @@ class GraphFacts:
         self._collect()
 
     def _collect(self) -> None:
+        """Each node's effect, and the per-class aggregates it feeds, in one walk."""
         # Classes do not change while collecting: look each node's class up once. Positions
         # rise as the loop goes, so appending keeps every `write_positions` sorted.
-        find, classes = self.aliases.find, self._classes
+        find, classes, effects = self.aliases.find, self._classes, self.effects
         lookup: dict[Node, ClassFacts] = {}
         for node in self.nodes:
             root = find(node)
@@ -91,20 +97,23 @@ class GraphFacts:
         for position, node in enumerate(self.nodes):
             facts = lookup[node]
             facts.members.append(node)
-            if node.op in ("placeholder", "get_attr"):  # constants are never donated
+            kind = node.op
+            if kind == "placeholder" or kind == "get_attr":  # constants are never donated
                 facts.inputs.append(node)
-            effect = self.effects[node]
+            effects[node] = effect = node_effect(node)
             for member in effect.reads:
                 facts = lookup[member]
                 facts.reads.append((position, node, member))
                 facts.max_read = position
-                if node.op == "output":
+                if kind == "output":
                     facts.in_output = True
+            if not effect.writes:
+                continue
             for member in effect.writes:
                 facts = lookup[member]
                 facts.writes.append((position, node, member))
                 facts.write_positions.append(position)
-            if effect.writes and node.target is copy_:  # writes every byte of its destination
+            if node.target is copy_:  # writes every byte of its destination
                 destination = node.args[0]
                 if isinstance(destination, Node):
                     lookup[destination].copies_into.append((position, destination))
@@ -171,9 +180,10 @@ class GraphFacts:
         clone_root, source_root = self.aliases.find(clone), self.aliases.find(source)
         if clone_root is source_root:
             return
-        clone_facts, source_facts = self._class_at(clone_root), self._class_at(source_root)
-        self.aliases.merge(clone_root, source_root)
-        del self._classes[clone_root]
+        clone_facts, source_facts = self._classes.pop(clone_root, None), self._class_at(source_root)
+        self.aliases.link(clone_root, source_root)
+        if clone_facts is None:
+            return
         if len(clone_facts.members) > len(source_facts.members):  # absorb the smaller one
             clone_facts.absorb(source_facts)
             self._classes[source_root] = clone_facts

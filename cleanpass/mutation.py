@@ -40,18 +40,21 @@ T = TypeVar("T")
 
 class PerOp(Generic[T]):
     """A per-op cache keyed by the op's identity: `OpOverload.__hash__` runs in Python, a cost
-    paid per node that shows on large graphs. Ops are process-lifetime singletons; the entry
-    keeps the op too, so a reused id can never return another op's facts."""
+    paid per node that shows on large graphs. The cache keeps every op it has seen alive, so
+    an id it holds can never be reused by another object."""
 
     def __init__(self, compute: Callable[[OpOverload], T]) -> None:
         self._compute = compute
-        self._found: dict[int, tuple[OpOverload, T]] = {}
+        self._found: dict[int, T] = {}
+        self._seen: list[OpOverload] = []
 
     def __call__(self, op: OpOverload) -> T:
-        entry = self._found.get(id(op))
-        if entry is None or entry[0] is not op:
-            entry = self._found[id(op)] = (op, self._compute(op))
-        return entry[1]
+        try:
+            return self._found[id(op)]
+        except KeyError:  # first sight of this op
+            self._seen.append(op)
+            value = self._found[id(op)] = self._compute(op)
+            return value
 
 
 class Effect(NamedTuple):
@@ -97,11 +100,22 @@ _MISSING = object()
 def _is_tensor_like(node: Node) -> bool:
     """False only when meta proves the node is not a tensor (a SymInt, an int...)."""
     val = node.meta.get("val", _MISSING)
-    if val is _MISSING or isinstance(val, torch.Tensor):
+    if val is _MISSING or isinstance(val, torch.Tensor):  # the common case first
         return True
     if isinstance(val, (list, tuple)):
         return any(isinstance(v, torch.Tensor) for v in val)
     return val is None and node.op != "call_function"
+
+
+def _tensor_inputs(node: Node) -> tuple[Node, ...]:
+    """The node's arguments that may be tensors (the reads of an op that only reads); the
+    common case is tested inline: this runs once per node of every graph."""
+    found = []
+    for argument in input_nodes(node):
+        val = argument.meta.get("val", _MISSING)
+        if val is _MISSING or isinstance(val, torch.Tensor) or _is_tensor_like(argument):
+            found.append(argument)
+    return tuple(found)
 
 
 def _tensor_nodes(*values: Any) -> tuple[Node, ...]:
@@ -145,11 +159,8 @@ def _unique(nodes: list[Node]) -> tuple[Node, ...]:
     return tuple(nodes) if len(nodes) < 2 else tuple(dict.fromkeys(nodes))
 
 
-def _overload_effect(node: Node, op: OpOverload) -> Effect:
-    reads_only, roles = _argument_roles(op)
-    if reads_only:  # the common case: every tensor argument is read, none written
-        found = tuple(n for n in input_nodes(node) if _is_tensor_like(n))
-        return Effect(found) if found else NO_EFFECT
+def _effect_by_roles(node: Node, roles: tuple[tuple[int, str, str], ...]) -> Effect:
+    """The effect of an op that may write, or only looks at metadata (no roles)."""
     if not roles:
         return NO_EFFECT
     reads: list[Node] = []
@@ -187,7 +198,11 @@ def node_effect(node: Node) -> Effect:
     if kind == "call_function":
         target = node.target
         if isinstance(target, OpOverload):
-            return _overload_effect(node, target)
+            reads_only, roles = _argument_roles(target)
+            if reads_only:  # the common case: every tensor argument is read, none written
+                found = _tensor_inputs(node)
+                return Effect(found) if found else NO_EFFECT
+            return _effect_by_roles(node, roles)
         if target is operator.getitem:
             return NO_EFFECT  # selects an element: an alias (or a fresh result) of its parent
         if target in FUNCTIONAL_HOPS:

@@ -18,6 +18,8 @@ exit below carries its number. Positions are graph order; the graph output is a 
 """
 from __future__ import annotations
 
+import bisect
+
 import torch
 from torch.fx import Node
 
@@ -73,9 +75,10 @@ def decide_sound(clone: Node, source: Node, facts: GraphFacts) -> str:
         return decisions.SOURCE_WRITTEN_WHILE_LIVE  # the analysis cannot tell them apart
     clone_class, source_class = classes
     clone_at = facts.position[clone]
-    write_positions = [at for at in clone_class.write_positions if at > clone_at]
-    if write_positions:
-        first_write, last_write = write_positions[0], write_positions[-1]
+    write_positions = clone_class.write_positions  # sorted
+    later = bisect.bisect_right(write_positions, clone_at)
+    if later < len(write_positions):
+        first_write, last_write = write_positions[later], write_positions[-1]
         # 3. the write would land in an input the caller still owns
         for graph_input in source_class.inputs:
             if graph_input in facts.donated or not facts.may_overlap(graph_input, source):

@@ -302,8 +302,13 @@ def strided_verdict(clone: Node, source: Node, facts: GraphFacts) -> str | None:
 def _viewed_view(clone: Node, source: Node) -> bool:
     """A clone of part of a storage (a view; fake tensors do not say so) that its users view
     in turn: their fake values name c's storage."""
+    for user in clone.users:  # a loop, not any(): this runs for every removed clone
+        if _makes_view(user.target):
+            break
+    else:
+        return False
     fake_source = fake_tensor(source)
-    if fake_source is None or not any(_makes_view(user.target) for user in clone.users):
+    if fake_source is None:
         return False
     try:
         nbytes = fake_source.untyped_storage().nbytes()
@@ -319,12 +324,15 @@ def relayout(clone: Node, source: Node, facts: GraphFacts, removed: bool) -> Non
     from it still name its storage; where the source is itself a view they are refreshed too
     (best effort), so later decisions see them overlap only what they really overlap.
     """
-    values = clone.meta.pop(RELAYOUT_KEY, None)
+    meta = clone.meta
+    values = meta.pop(RELAYOUT_KEY) if RELAYOUT_KEY in meta else None
     if not removed:
         return
-    if values is None and _viewed_view(clone, source):
+    if values is None:
+        if not _viewed_view(clone, source):
+            return
         reason, values = _walk(clone, fake_tensor(source), facts)
         if reason is not None:
             return
-    for node, value in (values or {}).items():
+    for node, value in values.items():
         node.meta["val"] = value
