@@ -55,9 +55,10 @@ def erase_dead_code(graph: Graph, on_clone: Callable[[Node], None]) -> list[Node
     on each dead clone before erasing it. Walking backwards lets a node whose last user was
     dead go in the same pass. Returns the clones left, in graph order."""
     left, others = [], 0
+    clone = aten.clone.default
     for node in reversed(graph.nodes):
-        if node.users:  # the common case: used, so not dead
-            if is_clone(node):
+        if node.users:  # the common case: used, so not dead (`is_clone` inline: every node)
+            if node.target is clone and node.op == "call_function":
                 left.append(node)
         elif _erasable(node):
             if is_clone(node):

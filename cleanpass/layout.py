@@ -16,10 +16,10 @@ def layout_verdict(clone: Node, source: Node) -> str | None:
     if fake_clone.dtype != fake_source.dtype:
         return decisions.LAYOUT_DIFFERS
     offsets = fake_clone.storage_offset(), fake_source.storage_offset()
-    if (has_static_layout(fake_clone) and has_static_layout(fake_source)
-            and type(offsets[0]) is int and type(offsets[1]) is int):  # the common case: no guards
-        same = (offsets[0] == offsets[1] and fake_clone.shape == fake_source.shape
-                and fake_clone.stride() == fake_source.stride())
+    if (type(offsets[0]) is int and type(offsets[1]) is int and has_static_layout(fake_clone)
+            and has_static_layout(fake_source)):  # the common case: no guards
+        same = (offsets[0] == offsets[1] and fake_clone.stride() == fake_source.stride()
+                and fake_clone.shape == fake_source.shape)
     elif fake_clone.dim() != fake_source.dim():
         return decisions.LAYOUT_DIFFERS
     else:

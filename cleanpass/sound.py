@@ -44,8 +44,6 @@ def _reads_after(source: Node, source_class: ClassFacts, first_write: int, last_
                  facts: GraphFacts) -> bool:
     """Condition 1; a read after a `copy_` that overwrites all of s (after the clone's last
     write) sees the copied value, not the old one."""
-    if source_class.max_read < first_write:
-        return False
     # a removed clone's bytes are its root's: ask about the root
     return any(at >= first_write and facts.may_overlap(facts.resolve(member), source)
                and not facts.overwritten_between(source, last_write, at)
@@ -86,10 +84,11 @@ def decide_sound(clone: Node, source: Node, facts: GraphFacts) -> str:
             if facts.overwritten_at.get(graph_input, -1) <= last_write:
                 return decisions.READ_ONLY_INPUT
         # 1. someone still wants the old value of s after the first write
-        if _reads_after(source, source_class, first_write, last_write, facts):
+        if (source_class.max_read >= first_write
+                and _reads_after(source, source_class, first_write, last_write, facts)):
             return decisions.SOURCE_READ_AFTER_WRITE
     # 2. s changes while c's value is still needed
-    if _writes_while_live(source, source_class, clone, clone_class, facts):
+    if source_class.write_positions and _writes_while_live(source, source_class, clone, clone_class, facts):
         return decisions.SOURCE_WRITTEN_WHILE_LIVE
     # 5. no new output/input or output/output aliasing
     if clone_class.in_output:

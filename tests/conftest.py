@@ -1,10 +1,13 @@
-"""Shared pytest setup: the reference policy's score from the property test, in the summary."""
+"""Shared pytest setup: the reference policy's score from the property test, and the side-by-side
+pass times of `make bench-pass`, in the summary."""
 from __future__ import annotations
 
+import statistics
 import sys
 
 
 def pytest_terminal_summary(terminalreporter):
+    _side_by_side(terminalreporter)
     module = sys.modules.get("tests.cleanpass.test_property")
     stats = getattr(module, "REFERENCE_STATS", None)
     if not stats or not stats["graphs"]:
@@ -18,3 +21,16 @@ def pytest_terminal_summary(terminalreporter):
         f"{stats['removed_vllm']}; vllm got {stats['wrong']} graphs wrong and asserted on "
         f"{stats['asserted']}; where vllm was right ({right} graphs) sound removed at least as "
         f"many on {as_many:.1f}% (vllm removed more on {stats['vllm_right_removed_more']})")
+
+
+def _side_by_side(terminalreporter) -> None:
+    module = sys.modules.get("tests.cleanpass.test_pass_speed")
+    measured = getattr(module, "SIDE_BY_SIDE", None)
+    if not measured:
+        return
+    terminalreporter.write_sep("-", "cleanpass pass time, policies side by side")
+    for num_nodes, seconds in sorted(measured.items()):
+        sound, vllm = statistics.median(seconds["sound"]), statistics.median(seconds["vllm"])
+        terminalreporter.write_line(
+            f"{num_nodes} nodes, {len(seconds['sound'])} alternating rounds: median sound "
+            f"{sound * 1e3:.2f} ms, vllm {vllm * 1e3:.2f} ms, sound/vllm {sound / vllm:.2f}x")
