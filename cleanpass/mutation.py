@@ -100,7 +100,7 @@ _MISSING = object()
 def _is_tensor_like(node: Node) -> bool:
     """False only when meta proves the node is not a tensor (a SymInt, an int...)."""
     val = node.meta.get("val", _MISSING)
-    if val is _MISSING or isinstance(val, torch.Tensor):  # the common case first
+    if val is _MISSING or isinstance(val, torch.Tensor):
         return True
     if isinstance(val, (list, tuple)):
         return any(isinstance(v, torch.Tensor) for v in val)

@@ -324,8 +324,7 @@ def relayout(clone: Node, source: Node, facts: GraphFacts, removed: bool) -> Non
     from it still name its storage; where the source is itself a view they are refreshed too
     (best effort), so later decisions see them overlap only what they really overlap.
     """
-    meta = clone.meta
-    values = meta.pop(RELAYOUT_KEY) if RELAYOUT_KEY in meta else None
+    values = clone.meta.pop(RELAYOUT_KEY, None)
     if not removed:
         return
     if values is None:
