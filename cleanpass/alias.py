@@ -134,6 +134,15 @@ class AliasClasses:
             self._parent[node], node = root, self._parent[node]
         return root
 
+    def roots(self, nodes: Iterable[Node]) -> list[Node]:
+        """The root of each node's class, in order: one call for a whole walk, and no `find`
+        for the common node whose parent is its root."""
+        parent_of, found = self._parent, []
+        for node in nodes:
+            root = parent_of[node]
+            found.append(root if parent_of[root] is root else self.find(node))
+        return found
+
     def merge(self, a: Node, b: Node) -> Node:
         """Join the classes of a and b; returns the new root (b's root)."""
         root_a, root_b = self.find(a), self.find(b)

@@ -32,8 +32,9 @@ class ClassFacts:
     writes: list[tuple[int, Node, Node]] = field(default_factory=list)
     write_positions: list[int] = field(default_factory=list)  # sorted
     max_read: int = -1
-    copies_into: list[tuple[int, Node]] = field(default_factory=list)  # (position, `copy_` destination)
-    inputs: list[Node] = field(default_factory=list)  # placeholders and get_attr constants
+    # rare, so tuples that stay shared and empty for most classes (one is built per node)
+    copies_into: tuple[tuple[int, Node], ...] = ()  # (position, `copy_` destination)
+    inputs: tuple[Node, ...] = ()  # placeholders and get_attr constants
     in_output: bool = False
 
     def absorb(self, other: "ClassFacts") -> None:
@@ -85,10 +86,9 @@ class GraphFacts:
         """Each node's effect, and the per-class aggregates it feeds, in one walk."""
         # Classes do not change while collecting: look each node's class up once. Positions
         # rise as the loop goes, so appending keeps every `write_positions` sorted.
-        find, classes, effects = self.aliases.find, self._classes, self.effects
+        classes, effects = self._classes, self.effects
         lookup: dict[Node, ClassFacts] = {}
-        for node in self.nodes:
-            root = find(node)
+        for node, root in zip(self.nodes, self.aliases.roots(self.nodes)):
             facts = classes.get(root)
             if facts is None:
                 facts = classes[root] = ClassFacts()
@@ -99,7 +99,7 @@ class GraphFacts:
             facts.members.append(node)
             kind = node.op
             if kind == "placeholder" or kind == "get_attr":  # constants are never donated
-                facts.inputs.append(node)
+                facts.inputs += (node,)
             effects[node] = effect = node_effect(node)
             for member in effect.reads:
                 facts = lookup[member]
@@ -116,7 +116,7 @@ class GraphFacts:
             if node.target is copy_:  # writes every byte of its destination
                 destination = node.args[0]
                 if isinstance(destination, Node):
-                    lookup[destination].copies_into.append((position, destination))
+                    lookup[destination].copies_into += ((position, destination),)
                     if destination.op == "placeholder":  # the program's own epilogue
                         self.overwritten_at[destination] = position
 
