@@ -1,11 +1,14 @@
 """What the pass reports: one decision per clone, with a stable reason string."""
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field, replace
+from typing import Any
+
 import torch
 from torch.fx import Node
 
-from ._compat import size_hint
+from ._compat import size_hint, sym_expr
 
 # Reason strings are a contract (logs, reports and dashboards key on them): never rename one.
 REMOVED = "removed"
@@ -98,10 +101,27 @@ def clone_bytes(clone: Node) -> tuple[int | None, str | None]:
     fake = clone.meta.get("val")
     if not isinstance(fake, torch.Tensor):
         return None, None
-    size = fake.numel() * fake.element_size()
-    if isinstance(size, int):
-        return size, None
-    return size_hint(size), str(size)
+    numel, itemsize = fake.numel(), fake.element_size()
+    if isinstance(numel, int):
+        return numel * itemsize, None
+    hint = size_hint(numel)
+    return (None if hint is None else hint * itemsize), _formula(numel, itemsize)
+
+
+def _formula(numel: Any, itemsize: int) -> str:
+    """`str(numel * itemsize)` for a symbolic element count. Multiplying and printing a SymInt
+    costs about 0.1 ms (sympy), and every clone of a dynamic-shape graph asks, for a handful of
+    distinct sizes: the printed product is cached per expression (its text depends on nothing
+    else)."""
+    expr = sym_expr(numel)
+    if expr is None:
+        return str(numel * itemsize)
+    return _printed_product(expr, itemsize)
+
+
+@functools.lru_cache(maxsize=1024)
+def _printed_product(expr: Any, itemsize: int) -> str:
+    return str(expr * itemsize)
 
 
 def decide(clone: Node, source: str, reason: str) -> Decision:

@@ -49,7 +49,8 @@ import torch
 from torch.fx import Node
 
 from . import decisions
-from ._compat import OpOverload, fake_mode_of, rerun_on_fakes, statically_equal, statically_true, storage_key
+from ._compat import (OpOverload, fake_mode_of, rerun_on_fakes, statically_equal, statically_equal_scaled,
+                      statically_true, storage_key)
 from .alias import fake_tensor
 from .facts import GraphFacts
 from .forms import accepts_layout, declares_any_layout
@@ -314,7 +315,7 @@ def _viewed_view(clone: Node, source: Node) -> bool:
         nbytes = fake_source.untyped_storage().nbytes()
     except Exception:  # no storage to tell: refresh anyway, it is only a cost
         return True
-    return not statically_equal(nbytes, fake_source.numel() * fake_source.element_size())
+    return not statically_equal_scaled(nbytes, fake_source.numel(), fake_source.element_size())
 
 
 def relayout(clone: Node, source: Node, facts: GraphFacts, removed: bool) -> None:

@@ -1,0 +1,93 @@
+"""The shortcuts the pass takes for speed answer exactly as the slow ways they skip.
+
+Each one runs per node or per clone of every graph (see `make bench-pass`); a shortcut that
+answered differently would change decisions silently, so each is checked against the long way.
+"""
+from __future__ import annotations
+
+import torch
+from torch._subclasses.fake_tensor import FakeTensorMode
+from torch.fx import Graph
+from torch.fx.experimental.symbolic_shapes import DimDynamic, ShapeEnv, StatelessSymbolicContext
+
+from cleanpass import _compat, decisions
+from cleanpass.alias import AliasClasses
+from cleanpass.mutation import PerOp
+
+aten = torch.ops.aten
+
+
+def _symbolic(*sizes: int) -> torch.Tensor:
+    mode = FakeTensorMode(shape_env=ShapeEnv())
+    context = StatelessSymbolicContext(dynamic_sizes=[DimDynamic.DYNAMIC] * len(sizes))
+    return mode.from_tensor(torch.empty(*sizes), symbolic_context=context)
+
+
+def test_storage_key_is_the_storage_identity_torch_gives_views_and_copies():
+    base = torch.zeros(4, 6)
+    assert _compat.storage_key(base) == _compat.storage_key(base[1:, 2:]) == base.untyped_storage()._cdata
+    assert _compat.storage_key(base.clone()) != _compat.storage_key(base)
+    assert _compat.storage_key(torch.zeros(2).to_sparse()) is None  # no storage: no key
+    assert _compat.storage_key(3) is None
+
+
+def test_same_symbolic_expression_is_equal_and_different_ones_are_not_assumed_equal():
+    x = _symbolic(4, 6)
+    rows, columns = x.shape
+    assert _compat.statically_equal(rows, x.clone().shape[0])  # one expression: no proof needed
+    assert _compat.statically_equal(rows * columns, x.numel())
+    assert not _compat.statically_equal(rows, columns)  # 4 and 6 at trace time, unrelated symbols
+    assert not _compat.statically_equal(rows, 4)  # a guard would be needed: not provable
+
+
+def test_scaled_comparison_matches_the_product_it_skips():
+    x = _symbolic(4, 6)
+    numel, itemsize = x.numel(), x.element_size()
+    nbytes = x.untyped_storage().nbytes()
+    long_way = _compat.statically_equal(nbytes, numel * itemsize)
+    assert _compat.statically_equal_scaled(nbytes, numel, itemsize) is long_way is True  # fills its storage
+    assert not _compat.statically_equal_scaled(x[1:].untyped_storage().nbytes(), x[1:].numel(), itemsize)
+    assert _compat.statically_equal_scaled(96, 24, 4) and not _compat.statically_equal_scaled(96, 23, 4)
+
+
+def test_symbolic_clone_bytes_are_the_hint_and_the_printed_product():
+    x = _symbolic(8, 16)
+    graph = Graph()
+    clone = graph.call_function(aten.clone.default, (graph.placeholder("x"),))
+    clone.meta["val"] = x
+    size, formula = decisions.clone_bytes(clone)
+    assert size == 8 * 16 * 4
+    assert formula == str(x.numel() * x.element_size())  # the uncached way
+    assert decisions.clone_bytes(clone) == (size, formula)  # cached: the same answer
+
+
+def test_class_roots_match_find_also_after_a_node_joins_two_classes():
+    """`AliasClasses.roots` reads the parent directly when it is a root; a node whose links
+    join two earlier classes moves one class's root, and the shortcut must see that."""
+    with FakeTensorMode():
+        a, b = torch.empty(4, 6), torch.empty(4, 6)
+        view_of_a_meta_says_b = b.view(24)
+    graph = Graph()
+    x, y = graph.placeholder("x"), graph.placeholder("y")
+    x.meta["val"], y.meta["val"] = a, b
+    joined = graph.call_function(aten.view.default, (x, [24]))  # structure: x; fake storage: y's
+    joined.meta["val"] = view_of_a_meta_says_b
+    later = graph.call_function(aten.view.default, (joined, [4, 6]))
+    later.meta["val"] = view_of_a_meta_says_b.view(4, 6)
+    nodes = list(graph.nodes)
+    classes = AliasClasses(nodes)
+    assert classes.roots(nodes) == [classes.find(node) for node in nodes]
+    assert len(set(classes.roots(nodes))) == 1  # one class: x, y and both views
+
+
+def test_per_op_cache_computes_once_per_op_and_keeps_ops_apart():
+    calls: list[object] = []
+
+    def compute(op: object) -> str:
+        calls.append(op)
+        return str(op)
+
+    cache = PerOp(compute)
+    assert cache(aten.add.Tensor) == str(aten.add.Tensor) and cache(aten.mul.Tensor) == str(aten.mul.Tensor)
+    assert cache(aten.add.Tensor) == str(aten.add.Tensor)
+    assert calls == [aten.add.Tensor, aten.mul.Tensor]
