@@ -108,6 +108,9 @@ def statically_equal(a: Any, b: Any) -> bool:
         return a == b
     if a is b:
         return True
+    node_a = getattr(a, "node", None)
+    if node_a is not None and node_a is getattr(b, "node", None):  # one SymNode: a clone's sizes
+        return True
     expr_a = sym_expr(a)
     if expr_a is not None and expr_a == sym_expr(b):  # the same expression: no proof needed
         return True

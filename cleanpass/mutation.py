@@ -133,26 +133,41 @@ def _is_aten_out_argument(op: OpOverload, argument: Any) -> bool:
     return op.namespace == "aten" and bool(getattr(argument, "is_out", False))
 
 
+# Schema types that cannot hold a tensor (sizes, flags, numbers; dtype, layout and memory format
+# are ints in schemas): a node passed there is a SymInt or a number, never data to read.
+_SCALAR_TYPE_KINDS = frozenset({"IntType", "SymIntType", "FloatType", "SymFloatType", "BoolType",
+                                "SymBoolType", "NumberType", "ComplexType", "StringType", "DeviceObjType"})
+
+
+def _may_hold_tensor(jit_type: Any) -> bool:
+    """False only for a schema type that provably holds no tensor (`int`, `List[int]`...)."""
+    kind = jit_type.kind()
+    if kind in ("OptionalType", "ListType"):
+        return _may_hold_tensor(jit_type.getElementType())
+    return kind not in _SCALAR_TYPE_KINDS
+
+
 # How an op treats each argument: "read", "write" (read and write), "overwrite" (write only)
 # or "alias" (a view creates an alias; its own users do the reading).
 @PerOp
 def _argument_roles(op: OpOverload) -> tuple[bool, tuple[tuple[int, str, str], ...]]:
     """(whether the op only reads every argument, (index, argument name, role) per schema
-    argument that is not an alias); no roles for ops that only look at metadata."""
+    argument that is not an alias and may hold a tensor); no roles for ops that only look at
+    metadata."""
     if op in METADATA_ONLY_OPS:
         return False, ()
-    arguments = op._schema.arguments
     found = []
-    for index, argument in enumerate(arguments):
+    makes_alias = False
+    for index, argument in enumerate(op._schema.arguments):
         info = argument.alias_info
         if info is not None and info.is_write:
             overwrite = op in OVERWRITE_ONLY_OPS or _is_aten_out_argument(op, argument)
             found.append((index, argument.name, "overwrite" if overwrite else "write"))
         elif info is not None and op.is_view:
-            continue  # "alias": a view creates an alias; its own users do the reading
-        else:
+            makes_alias = True  # "alias": a view creates an alias; its own users do the reading
+        elif _may_hold_tensor(argument.type):
             found.append((index, argument.name, "read"))
-    reads_only = len(found) == len(arguments) and all(role == "read" for _, _, role in found)
+    reads_only = not makes_alias and all(role == "read" for _, _, role in found)
     return reads_only, tuple(found)
 
 

@@ -12,7 +12,7 @@ from torch.fx.experimental.symbolic_shapes import DimDynamic, ShapeEnv, Stateles
 
 from cleanpass import _compat, decisions
 from cleanpass.alias import AliasClasses
-from cleanpass.mutation import PerOp
+from cleanpass.mutation import PerOp, _argument_roles
 
 aten = torch.ops.aten
 
@@ -91,3 +91,18 @@ def test_per_op_cache_computes_once_per_op_and_keeps_ops_apart():
     assert cache(aten.add.Tensor) == str(aten.add.Tensor) and cache(aten.mul.Tensor) == str(aten.mul.Tensor)
     assert cache(aten.add.Tensor) == str(aten.add.Tensor)
     assert calls == [aten.add.Tensor, aten.mul.Tensor]
+
+
+def test_arguments_whose_schema_type_holds_no_tensor_have_no_role():
+    """Sizes, dims, flags and numbers are skipped by type (once per op); every argument that
+    may hold a tensor keeps its role, lists and optionals of tensors included."""
+    def roles(op: object) -> list[str]:
+        return [name for _, name, _ in _argument_roles(op)[1]]
+
+    assert roles(aten.sum.dim_IntList) == ["self"]  # dim: List[int]?, keepdim, dtype
+    assert roles(aten.index.Tensor) == ["self", "indices"]  # List[Optional[Tensor]]
+    assert roles(aten.cat.default) == ["tensors"]
+    assert roles(aten.scaled_dot_product_attention.default) == ["query", "key", "value", "attn_mask"]
+    assert roles(aten.view.default) == [] and not _argument_roles(aten.view.default)[0]  # an alias
+    assert roles(aten.copy_.default) == ["self", "src"]
+    assert _argument_roles(aten.add.Tensor) == (True, ((0, "self", "read"), (1, "other", "read")))
