@@ -105,33 +105,44 @@ class AliasClasses:
         self._parent: dict[Node, Node] = {}
         self._by_storage: dict[Any, Node] = {}  # fake storage -> the first node holding it
         parent_of = self._parent
-        for node in nodes:
-            parent_of[node] = node
+        for node in nodes:  # `root` follows the node's class as it joins others: no `find(node)`
+            parent_of[node] = root = node
             for parent in structural_alias_parents(node):
                 if parent in parent_of:
-                    self.merge(node, parent)
+                    root = self._join(root, parent)
             val = node.meta.get("val")
             if isinstance(val, torch.Tensor):  # the common case, without building a list
-                self._join_storage(node, val)
+                root = self._join_storage(node, root, val)
             elif isinstance(val, (list, tuple)):
                 for item in val:
                     if isinstance(item, torch.Tensor):
-                        self._join_storage(node, item)
+                        root = self._join_storage(node, root, item)
 
-    def _join_storage(self, node: Node, fake: torch.Tensor) -> None:
-        """Join `node` to the first node whose fake tensor has the same storage."""
+    def _join(self, root: Node, other: Node) -> Node:
+        """Join the class whose root is `root` to `other`'s; returns the new root."""
+        other_root = self.find(other)
+        if other_root is not root:
+            self._parent[root] = other_root
+        return other_root
+
+    def _join_storage(self, node: Node, root: Node, fake: torch.Tensor) -> Node:
+        """Join `node` (class root `root`) to the first node whose fake tensor has the same
+        storage; returns the root."""
         key = storage_key(fake)
-        if key is not None:
-            first = self._by_storage.setdefault(key, node)
-            if first is not node:
-                self.merge(node, first)
+        if key is None:
+            return root
+        first = self._by_storage.setdefault(key, node)
+        return root if first is node else self._join(root, first)
 
     def find(self, node: Node) -> Node:
-        root = node
-        while self._parent[root] is not root:
-            root = self._parent[root]
-        while self._parent[node] is not root:  # path compression
-            self._parent[node], node = root, self._parent[node]
+        parent_of = self._parent
+        root = parent_of[node]
+        if parent_of[root] is root:  # the common case: a root, or a child of one
+            return root
+        while parent_of[root] is not root:
+            root = parent_of[root]
+        while parent_of[node] is not root:  # path compression
+            parent_of[node], node = root, parent_of[node]
         return root
 
     def roots(self, nodes: Iterable[Node]) -> list[Node]:
