@@ -32,3 +32,20 @@ def test_pass_share_of_compile_time(benchmark, layers: int) -> None:  # noqa: AN
     # removed, and folding turns it into an out-of-place kernel
     assert (point.clones_before, point.clones_after) == (6 * layers + 1, 0)
     assert point.pass_s < point.compile_s
+
+
+@pytest.mark.skipif(hf.unavailable() is not None, reason=str(hf.unavailable()))
+@pytest.mark.parametrize("layers", LAYERS)
+def test_pass_alone_on_a_model_graph_side_by_side(benchmark, layers: int) -> None:  # noqa: ANN001
+    """The pass alone on the model's post-grad graph, both policies alternating (the extra
+    info holds their medians and ratio); the default run does 1 round as a check."""
+    benchmark.group = "pass alone on a model graph"
+    rounds = 1 if benchmark.disabled else 21
+    found: list[scale.PassTimes] = []
+    benchmark.pedantic(lambda: found.append(scale.measure_pass(layers, rounds=rounds)), rounds=1, iterations=1)
+    times = found[-1]
+    benchmark.extra_info.update(nodes=times.nodes, clones=times.clones, rounds=times.rounds,
+                                sound_ms=round(times.seconds["sound"] * 1e3, 2),
+                                vllm_ms=round(times.seconds["vllm"] * 1e3, 2), ratio=round(times.ratio, 2))
+    assert times.clones == 6 * layers + 1 and times.nodes > 5 * times.clones  # a model graph, not a chain
+    assert all(seconds > 0 for seconds in times.seconds.values())
