@@ -97,7 +97,7 @@ def structural_alias_parents(node: Node) -> tuple[Node, ...]:
 class AliasClasses:
     """Union-find of nodes that may share storage (see the module docstring).
 
-    `merge` joins two classes; the pass calls it when it removes a clone, so later decisions
+    `link` joins two classes; the pass calls it when it removes a clone, so later decisions
     see the clone's storage as the source's.
     """
 
@@ -154,15 +154,8 @@ class AliasClasses:
             found.append(root if parent_of[root] is root else self.find(node))
         return found
 
-    def merge(self, a: Node, b: Node) -> Node:
-        """Join the classes of a and b; returns the new root (b's root)."""
-        root_a, root_b = self.find(a), self.find(b)
-        if root_a is not root_b:
-            self._parent[root_a] = root_b
-        return root_b
-
     def link(self, root: Node, new_root: Node) -> None:
-        """`merge` for two nodes known to be the roots of different classes."""
+        """Join two classes, given their roots (different ones); `new_root` stays the root."""
         self._parent[root] = new_root
 
     def same(self, a: Node, b: Node) -> bool:

@@ -32,7 +32,7 @@ class ClassFacts:
     writes: list[tuple[int, Node, Node]] = field(default_factory=list)
     write_positions: list[int] = field(default_factory=list)  # sorted
     max_read: int = -1
-    # rare, so tuples that stay shared and empty for most classes (one is built per node)
+    # rare: tuples, shared and empty in most classes (one ClassFacts is built per class, per graph)
     copies_into: tuple[tuple[int, Node], ...] = ()  # (position, `copy_` destination)
     inputs: tuple[Node, ...] = ()  # placeholders and get_attr constants
     in_output: bool = False
@@ -83,7 +83,7 @@ class GraphFacts:
         self._collect()
 
     def _collect(self) -> None:
-        """Each node's effect, and the per-class aggregates it feeds, in one walk."""
+        """Each node's effect and the per-class aggregates it feeds, in one walk over the nodes."""
         # Classes do not change while collecting: look each node's class up once. Positions
         # rise as the loop goes, so appending keeps every `write_positions` sorted.
         classes, effects = self._classes, self.effects

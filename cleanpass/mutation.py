@@ -73,7 +73,6 @@ class Effect(NamedTuple):
 
 
 NO_EFFECT = Effect()
-_new_effect = tuple.__new__  # `Effect(reads)` without the named tuple's Python-level __new__
 
 
 def input_nodes(node: Node) -> Iterable[Node]:
@@ -217,7 +216,7 @@ def node_effect(node: Node) -> Effect:
             reads_only, roles = _argument_roles(target)
             if reads_only:  # the common case: every tensor argument is read, none written
                 found = _tensor_inputs(node)
-                return _new_effect(Effect, (found, (), (), False)) if found else NO_EFFECT
+                return Effect(found) if found else NO_EFFECT
             return _effect_by_roles(node, roles)
         if target is operator.getitem:
             return NO_EFFECT  # selects an element: an alias (or a fresh result) of its parent
