@@ -14,6 +14,8 @@ from workloads import hf, scale
 
 pytestmark = pytest.mark.slow
 LAYERS = [3] + ([32] if os.environ.get("CLEANPASS_BENCH_LARGE") else [])
+# label -> (alternating rounds, {policy: median seconds}), for the terminal summary (conftest)
+SIDE_BY_SIDE: dict[str, tuple[int, dict[str, float]]] = {}
 
 
 @pytest.mark.skipif(hf.unavailable() is not None, reason=str(hf.unavailable()))
@@ -48,4 +50,6 @@ def test_pass_alone_on_a_model_graph_side_by_side(benchmark, layers: int) -> Non
                                 sound_ms=round(times.seconds["sound"] * 1e3, 2),
                                 vllm_ms=round(times.seconds["vllm"] * 1e3, 2), ratio=round(times.ratio, 2))
     assert times.clones == 6 * layers + 1 and times.nodes > 5 * times.clones  # a model graph, not a chain
+    if not benchmark.disabled:
+        SIDE_BY_SIDE[f"llama, {layers} layers ({times.nodes} nodes, {times.clones} clones)"] = (rounds, times.seconds)
     assert all(seconds > 0 for seconds in times.seconds.values())
