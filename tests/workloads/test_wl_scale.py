@@ -39,8 +39,8 @@ def test_pass_share_of_compile_time(benchmark, layers: int) -> None:  # noqa: AN
 @pytest.mark.skipif(hf.unavailable() is not None, reason=str(hf.unavailable()))
 @pytest.mark.parametrize("layers", LAYERS)
 def test_pass_alone_on_a_model_graph_side_by_side(benchmark, layers: int) -> None:  # noqa: ANN001
-    """The pass alone on the model's post-grad graph, both policies alternating (the extra
-    info holds their medians and ratio); the default run does 1 round as a check."""
+    """The pass alone on the model's post-grad graph, both policies alternating (their medians
+    and ratio go to the summary and the extra info); the default run does 1 round as a check."""
     benchmark.group = "pass alone on a model graph"
     rounds = 1 if benchmark.disabled else 21
     found: list[scale.PassTimes] = []
