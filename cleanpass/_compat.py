@@ -16,9 +16,8 @@ from torch.utils._pytree import tree_leaves
 
 __all__ = ["AUTO_FUNCTIONALIZED_V1", "CustomGraphPassBase", "HigherOrderOperator", "OpOverload", "TorchDispatchMode",
            "fake_mode_of", "has_static_layout", "is_functional_triton_wrapper", "functional_hops",
-           "is_impure", "rerun_on_fakes", "size_hint", "statically_equal", "statically_equal_scaled",
-           "statically_true",
-           "storage_key", "sym_expr", "tree_leaves"]
+           "is_impure", "rerun_on_fakes", "scaled_expr", "size_hint", "statically_equal",
+           "statically_equal_scaled", "statically_true", "storage_key", "sym_expr", "tree_leaves"]
 
 
 def functional_hops() -> frozenset:
@@ -87,19 +86,25 @@ def sym_expr(value: Any) -> Any | None:
     return getattr(getattr(value, "node", None), "expr", None)
 
 
-def statically_equal_scaled(total: Any, count: Any, scale: int) -> bool:
-    """`statically_equal(total, count * scale)` (bytes against elements times their size):
-    when both are symbolic, the product of the expressions is built once per expression, not
-    as a new SymInt (about 20 us each) per call."""
-    count_expr = sym_expr(count)
-    if count_expr is not None and sym_expr(total) == _scaled(count_expr, scale):
-        return True
-    return statically_equal(total, count * scale)
+def scaled_expr(count: Any, scale: int) -> Any | None:
+    """The sympy expression of ``count * scale`` for a symbolic count (None for an int): built
+    once per expression, where multiplying the SymInt makes a new one (about 20 us) per call."""
+    expr = sym_expr(count)
+    return None if expr is None else _scaled(expr, scale)
 
 
 @functools.lru_cache(maxsize=1024)
 def _scaled(expr: Any, scale: int) -> Any:
     return expr * scale
+
+
+def statically_equal_scaled(total: Any, count: Any, scale: int) -> bool:
+    """`statically_equal(total, count * scale)` (bytes against elements times their size),
+    without building the product when both are the same expression."""
+    product = scaled_expr(count, scale)
+    if product is not None and sym_expr(total) == product:
+        return True
+    return statically_equal(total, count * scale)
 
 
 def statically_equal(a: Any, b: Any) -> bool:

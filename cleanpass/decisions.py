@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch.fx import Node
 
-from ._compat import size_hint, sym_expr
+from ._compat import scaled_expr, size_hint
 
 # Reason strings are a contract (logs, reports and dashboards key on them): never rename one.
 REMOVED = "removed"
@@ -109,19 +109,16 @@ def clone_bytes(clone: Node) -> tuple[int | None, str | None]:
 
 
 def _formula(numel: Any, itemsize: int) -> str:
-    """`str(numel * itemsize)` for a symbolic element count. Multiplying and printing a SymInt
-    costs about 0.1 ms (sympy), and every clone of a dynamic-shape graph asks, for a handful of
-    distinct sizes: the printed product is cached per expression (its text depends on nothing
-    else)."""
-    expr = sym_expr(numel)
-    if expr is None:
-        return str(numel * itemsize)
-    return _printed_product(expr, itemsize)
+    """`str(numel * itemsize)` for a symbolic element count. Printing costs about 0.1 ms
+    (sympy) and every clone of a dynamic-shape graph asks, for a handful of distinct sizes: the
+    text is cached per product expression (it depends on nothing else)."""
+    product = scaled_expr(numel, itemsize)
+    return str(numel * itemsize) if product is None else _printed(product)
 
 
 @functools.lru_cache(maxsize=1024)
-def _printed_product(expr: Any, itemsize: int) -> str:
-    return str(expr * itemsize)
+def _printed(expr: Any) -> str:
+    return str(expr)
 
 
 def decide(clone: Node, source: str, reason: str) -> Decision:

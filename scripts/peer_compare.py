@@ -31,20 +31,12 @@ from torch import fx  # noqa: E402
 
 import cleanpass  # noqa: E402
 from cleanpass import verify  # noqa: E402
+from workloads.pipeline import copy_graph  # noqa: E402
 
 ASSERTED = "asserted"
 
 
 # ---- running the three passes ------------------------------------------------------------
-
-def copy_graph(graph: fx.Graph) -> fx.Graph:
-    """A node-for-node copy with the same names and the same meta objects (fake tensors)."""
-    new = fx.Graph()
-    mapping: dict[fx.Node, fx.Node] = {}
-    result = new.graph_copy(graph, mapping)
-    new.output(result)
-    return new
-
 
 def real_pass_runner() -> tuple[Callable[[fx.Graph, tuple[int, ...]], None], str]:
     """vLLM's pass as `run(graph, donated)` (donated: placeholder positions), and its version."""

@@ -202,3 +202,11 @@ def compile_fn(fn: Callable, policy: str | ExternalCloneElimination | None = Non
     compiled = torch.compile(compat.fresh_entry(fn), backend="inductor", dynamic=dynamic, fullgraph=fullgraph,
                              options=compat.inductor_options(pre, post))
     return Compiled(fn, compiled, post, pre)
+
+
+def copy_graph(graph: fx.Graph) -> fx.Graph:
+    """A node-for-node copy of a captured post-grad graph: same names, each node's meta a shallow
+    copy (the same fake tensors; the pass replaces meta values, never mutates them)."""
+    new = fx.Graph()
+    new.output(new.graph_copy(graph, {}))
+    return new

@@ -72,14 +72,6 @@ class PassTimes:
         return self.seconds["sound"] / self.seconds["vllm"]
 
 
-def _copy(graph: fx.Graph) -> fx.Graph:
-    """A node-for-node copy sharing the fake tensors (the pass replaces meta values, never
-    mutates them)."""
-    new = fx.Graph()
-    new.output(new.graph_copy(graph, {}))
-    return new
-
-
 def measure_pass(layers: int = 32, rounds: int = 21, tokens: int = 16, family: str = "llama",
                  dims: ModelDims = SMALL) -> PassTimes:
     """The pass alone on the post-grad graph of an ``layers``-layer model as our lowering leaves
@@ -92,14 +84,14 @@ def measure_pass(layers: int = 32, rounds: int = 21, tokens: int = 16, family: s
     compiled = pipeline.compile_fn(hf.adapt(model), policy=None)
     post = compiled.post
     captured: list[tuple[fx.Graph, tuple[int, ...]]] = []
-    post.stages.append(("capture", lambda g: captured.append((_copy(g), post.donated(g)))))
+    post.stages.append(("capture", lambda g: captured.append((pipeline.copy_graph(g), post.donated(g)))))
     with torch.inference_mode():
         compiled(ids)
     graph, donated = max(captured, key=lambda item: len(item[0].nodes))
     seconds: dict[str, list[float]] = {"sound": [], "vllm": []}
     for index in range(rounds + 1):  # round 0 warms per-op caches
         for policy in ("sound", "vllm") if index % 2 else ("vllm", "sound"):
-            report = cleanpass.eliminate_clones_in_graph(_copy(graph), donated, policy=policy)
+            report = cleanpass.eliminate_clones_in_graph(pipeline.copy_graph(graph), donated, policy=policy)
             if index:
                 seconds[policy].append(report.seconds)
     clones = sum(1 for n in graph.nodes if n.op == "call_function" and n.target is torch.ops.aten.clone.default)
