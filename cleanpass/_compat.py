@@ -5,8 +5,9 @@ here means a rename costs one edit and a missing API degrades to a conservative 
 """
 from __future__ import annotations
 
+import contextlib
 import functools
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from torch._inductor.custom_graph_pass import CustomGraphPass as CustomGraphPassBase  # torch >= 2.6
@@ -14,9 +15,9 @@ from torch._ops import HigherOrderOperator, OpOverload
 from torch.utils._python_dispatch import TorchDispatchMode  # torch >= 2.0; verify's poisoning
 from torch.utils._pytree import tree_leaves
 
-__all__ = ["AUTO_FUNCTIONALIZED_V1", "CustomGraphPassBase", "HigherOrderOperator", "OpOverload", "TorchDispatchMode",
-           "fake_mode_of", "has_static_layout", "is_functional_triton_wrapper", "functional_hops",
-           "is_impure", "rerun_on_fakes", "scaled_expr", "size_hint", "statically_equal",
+__all__ = ["AUTO_FUNCTIONALIZED_V1", "CustomGraphPassBase", "HigherOrderOperator", "OpOverload", "ShapeGuardNeeded", "TorchDispatchMode",
+           "fake_mode_of", "guard_count", "guard_texts", "has_static_layout", "is_functional_triton_wrapper", "functional_hops",
+           "is_impure", "rerun_on_fakes", "scaled_expr", "shape_env_of", "size_hint", "statically_equal",
            "statically_equal_scaled", "statically_true", "storage_key", "sym_expr", "tree_leaves"]
 
 
@@ -144,9 +145,64 @@ def fake_mode_of(value: Any) -> Any | None:
     return getattr(value, "fake_mode", None)  # FakeTensor's own attribute (torch._subclasses)
 
 
+def shape_env_of(graph: Any) -> Any | None:
+    """The shape environment of a traced graph (its placeholders' fake mode's, or a symbolic
+    size placeholder's); None when the graph has none. Placeholders come first in a graph."""
+    for node in graph.nodes:
+        if node.op != "placeholder":
+            return None
+        val = node.meta.get("val")
+        env = getattr(fake_mode_of(val), "shape_env", None) or getattr(getattr(val, "node", None), "shape_env", None)
+        if env is not None:
+            return env
+    return None
+
+
+def guard_count(env: Any) -> int:
+    """How many shape guards `env` holds (0 without one): what a compiled program is
+    specialised on, so what makes it recompile."""
+    return len(getattr(env, "guards", None) or ())
+
+
+def guard_texts(env: Any, start: int = 0) -> tuple[str, ...]:
+    """The shape guards `env` holds from position `start` on, as text (e.g. ``Ne(s0, 1)``)."""
+    guards = getattr(env, "guards", None) or ()
+    return tuple(str(getattr(guard, "expr", guard)) for guard in guards[start:])
+
+
+class ShapeGuardNeeded(RuntimeError):
+    """An op re-run on fake values would have guarded the graph's sizes: its result holds only
+    where the guard does, so it answers nothing about every size the graph runs at."""
+
+
+@contextlib.contextmanager
+def _no_new_guards(env: Any) -> Iterator[None]:
+    """Raise `ShapeGuardNeeded` where the block would add a shape guard to `env`. torch's
+    `error_on_new_guards` raises before anything is recorded; without it, the count is checked
+    after the block (the guard then stays, and the pass reports it in `guards_added`)."""
+    if env is None:
+        yield
+        return
+    strict = getattr(env, "error_on_new_guards", None)
+    if strict is not None:
+        try:
+            with strict():
+                yield
+        except RuntimeError as error:
+            if type(error).__name__ == "_ShapeEnvGuardError":
+                raise ShapeGuardNeeded(str(error)) from error
+            raise
+        return
+    before = guard_count(env)
+    yield
+    if guard_count(env) != before:
+        raise ShapeGuardNeeded(", ".join(guard_texts(env, before)))
+
+
 def rerun_on_fakes(node: Any, values: dict, fake_mode: Any) -> Any:
     """`node`'s op applied to fake values: `values[arg]` for the nodes in `values`, every other
-    node argument's `meta["val"]`. Raises what the op raises (an invalid view, a missing val)."""
+    node argument's `meta["val"]`. Raises what the op raises (an invalid view, a missing val),
+    and `ShapeGuardNeeded` where the op asks a question about sizes that would guard them."""
     from torch.fx.node import Node, map_arg
 
     def value_of(arg: Node) -> Any:
@@ -154,7 +210,7 @@ def rerun_on_fakes(node: Any, values: dict, fake_mode: Any) -> Any:
 
     args = map_arg(node.args, value_of)
     kwargs = map_arg(node.kwargs, value_of)
-    with fake_mode:
+    with fake_mode, _no_new_guards(getattr(fake_mode, "shape_env", None)):
         return node.target(*args, **kwargs)
 
 

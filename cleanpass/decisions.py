@@ -133,6 +133,10 @@ class CloneReport:
 
     `removed`: clones elimination deleted; `folded`: clones it had to keep that folding turned
     into out-of-place kernels (no copy left); `kept`: clones still in the graph.
+    `guards_added`: shape guards the run left in the graph's shape environment. Always empty
+    by design (every size question is asked without guarding): one would specialise a
+    dynamic-shape program on it (a recompile under torch.compile; under a caller that drops
+    guards, code that is only right where the guard holds), so a run that adds one says so.
     """
 
     policy: str
@@ -140,6 +144,7 @@ class CloneReport:
     kept: list[Decision] = field(default_factory=list)
     folded: list[Decision] = field(default_factory=list)
     seconds: float = 0.0
+    guards_added: tuple[str, ...] = ()
 
     @property
     def clones_before(self) -> int:
@@ -176,5 +181,6 @@ class CloneReport:
         for decision in self.kept:
             reasons[decision.reason] = reasons.get(decision.reason, 0) + 1
         kept = ", ".join(f"{r}={n}" for r, n in sorted(reasons.items())) or "none"
+        guards = f"; added shape guards: {', '.join(self.guards_added)}" if self.guards_added else ""
         return (f"{self.policy}: removed {len(self.removed)}, folded {len(self.folded)} of "
-                f"{self.clones_before} clones in {self.seconds * 1e3:.1f} ms (kept: {kept})")
+                f"{self.clones_before} clones in {self.seconds * 1e3:.1f} ms (kept: {kept}){guards}")

@@ -9,7 +9,7 @@ from typing import Iterator
 
 from torch.fx import Graph, GraphModule, Node
 
-from . import decisions
+from . import _compat, decisions
 from .dead import erase_dead_code
 from .facts import GraphFacts
 from .fold import fold_clones
@@ -108,12 +108,18 @@ def eliminate_clones_in_graph(graph: Graph, donated: tuple[int, ...] = (),
     report = decisions.CloneReport(policy=policy)
     started = time.perf_counter()
     donated = tuple(sorted(set(int(i) for i in donated)))
+    shape_env = _compat.shape_env_of(graph)
+    guards_before = _compat.guard_count(shape_env)
     with _gc_paused():
         if policy == "vllm":
             run_reference(graph, donated, report)
         else:
             _eliminate_and_fold(graph, donated, report, fold)
     report.seconds = time.perf_counter() - started
+    report.guards_added = _compat.guard_texts(shape_env, guards_before)
+    if report.guards_added:
+        log.warning("cleanpass specialised the graph on %s: the compiled program recompiles where "
+                    "they fail (please report it)", ", ".join(report.guards_added))
     log.info("cleanpass %s", report.summary())
     for decision in report.kept:
         log.debug("cleanpass kept %s = clone(%s): %s", decision.clone, decision.source, decision.reason)

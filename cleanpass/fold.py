@@ -149,7 +149,9 @@ def dense_order(fake: torch.Tensor) -> list[int] | None:
         expected: object = 1
         ok = True
         for d in reversed(order):
-            if fake.shape[d] != 1 and not statically_equal(strides[d], expected):
+            # a dim of one element has no stride to keep; a symbolic dim that may be one is
+            # held to its stride (asking whether it is one would guard the graph on the answer)
+            if not statically_equal(fake.shape[d], 1) and not statically_equal(strides[d], expected):
                 ok = False
                 break
             expected = expected * fake.shape[d]

@@ -49,7 +49,7 @@ import torch
 from torch.fx import Node
 
 from . import decisions
-from ._compat import (OpOverload, fake_mode_of, rerun_on_fakes, statically_equal, statically_equal_scaled,
+from ._compat import (OpOverload, ShapeGuardNeeded, fake_mode_of, rerun_on_fakes, statically_equal, statically_equal_scaled,
                       statically_true, storage_key)
 from .alias import fake_tensor
 from .facts import GraphFacts
@@ -236,6 +236,8 @@ def _visit(user: Node, values: dict[Node, Any], fake_mode: Any) -> str | None:
     if target in VIEW_OPS:
         try:
             new = rerun_on_fakes(user, values, fake_mode)
+        except ShapeGuardNeeded:  # valid for some sizes only
+            return decisions.STRIDED_UNVERIFIED
         except Exception:  # e.g. view of dims the new strides cannot merge
             return decisions.STRIDED_VIEW_INVALID
         if not _still_a_view(user, new, values):  # reshape would copy: writes through it would be lost

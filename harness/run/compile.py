@@ -31,12 +31,15 @@ log = logging.getLogger(__name__)
 @dataclass
 class Counts:
     """What one compile taught us: the deterministic columns of a row (``results.Row`` has each
-    field but ``view_errors``), shared by the compile entry, the prepared variant and the row."""
+    field but ``view_errors`` and ``shape_guards``), shared by the compile entry, the prepared
+    variant and the row."""
 
     kernels: int | None = None
     copies: int | None = None  # copy launches in the generated code (None: no code, eager)
     #: mutated view arguments that reach a checked kernel as a temporary (``codecheck``)
     view_errors: tuple[str, ...] = ()
+    #: shape guards the sound pass added (``CloneReport.guards_added``): it specialised the graph
+    shape_guards: tuple[str, ...] = ()
     bytes_accessed: int | None = None
     bytes_exact: int | None = None
     bytes_decided: int | None = None
@@ -46,7 +49,7 @@ class Counts:
 
     def row_columns(self) -> dict[str, Any]:
         """The fields that are result columns."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "view_errors"}
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("view_errors", "shape_guards")}
 
 
 @dataclass
@@ -82,6 +85,13 @@ def apply(fn: Callable[..., Any], *args: Any) -> Any:
     and reuse one compile for every instance of the same structure.
     """
     return fn(*args)
+
+
+def _shape_guards(reports: Sequence[Any]) -> tuple[str, ...]:
+    """Guards the sound policy added. The reference policy's are its own (it models a pass that
+    compares symbolic strides as it likes); the pass logs those as warnings."""
+    return tuple(guard for r in reports if getattr(r, "policy", None) == "sound"
+                 for guard in getattr(r, "guards_added", ()))
 
 
 def _clone_counts(reports: Sequence[Any]) -> tuple[int | None, int | None]:
@@ -170,7 +180,8 @@ def first_call(entry: CompiledEntry, fn: Callable[..., Any], inputs: Sequence[An
         clones_before, clones_after = _clone_counts(new_reports)
         entry.counts = Counts(
             kernels=measure.count_kernels_in(generated.codes), copies=generated.copies(),
-            view_errors=generated.view_errors(), bytes_accessed=counted.value or None,
+            view_errors=generated.view_errors(), shape_guards=_shape_guards(new_reports),
+            bytes_accessed=counted.value or None,
             bytes_exact=exact_bytes.exact_bytes(counted.graphs),
             bytes_decided=exact_bytes.decided_bytes(new_reports) if reports is not None else None,
             bytes_at_tokens=num_tokens, clones_before=clones_before, clones_after=clones_after)

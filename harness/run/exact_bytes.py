@@ -19,6 +19,14 @@ its own costs read + write of its bytes (Inductor's count for a generated kernel
 its elements), and a view Inductor could not pass as a reinterpretation of its base shows up
 as the copy kernel it became.
 
+One inexactness is Inductor's and stays: a generated kernel's read is charged per element its
+index touches, capped at the size of the buffer it reads. A broadcast read (an ``expand``)
+indexed through a floor division touches each element several times, so it is charged once
+per element read unless its buffer is smaller. ``llama_block`` shows it: the grouped-query
+expand of k reads k's clone (a small buffer: charged its 1 KiB per token in fp32 at the smoke
+shape) before the pass and the qkv projection after it (charged 4 KiB per token, as v's expand
+is in both), so its ``bytes_exact`` falls 3 KiB per token less than the decisions say.
+
 Sizes are evaluated at the compile's size hints: with a dynamic token dim, the count describes
 the token count the graph was compiled at (the row's ``bytes_at_tokens``), like
 ``bytes_accessed`` and the pass's ``Decision.bytes``.

@@ -238,6 +238,8 @@ def _fill_counts(row: Row, prep: Prepared) -> None:
     row.compile_s = float(prep.compile_s)
     if prep.counts.view_errors:  # a kernel writes a temporary instead of the view's base: loud
         row.fail("view check: " + "; ".join(prep.counts.view_errors))
+    if prep.counts.shape_guards:  # the program recompiles (or, where guards are dropped, is wrong) elsewhere
+        row.fail("the pass specialised the graph on shape guards: " + ", ".join(prep.counts.shape_guards))
 
 
 def _validate_one(lv: _Live, pristine: tuple, reference: list[torch.Tensor] | None, ref_error: str | None,

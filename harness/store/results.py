@@ -290,8 +290,8 @@ def bytes_notes(df: pd.DataFrame) -> list[str]:
     For ``PASS_VARIANTS`` rows, ``bytes_exact(lowered) - bytes_exact(row)`` must equal
     ``bytes_decided`` (read + write of every clone removed or folded). It may not when the two
     compiles counted different token counts, when a count is missing, or when Inductor handled
-    a clone differently than a copy of its own (fused it into its producer, or put a copy back):
-    the note says which, with the numbers.
+    or charged the code around a clone differently (see ``harness.run.exact_bytes``): the note
+    says which, with the numbers.
     """
     return [_bytes_note(base, r) if base is not None else "" for r, base in _with_lowered(df)]
 
@@ -310,8 +310,9 @@ def _bytes_note(base: dict, row: dict) -> str:
     removed, decided = int(values[0]) - int(values[1]), int(values[2])
     if removed == decided:
         return ""
-    return (f"removed {removed} bytes, decisions say {decided} ({removed - decided:+d}): the generated code "
-            "treats a clone differently from a copy of its own (fused into its producer, or a copy put back)")
+    return (f"removed {removed} bytes, decisions say {decided} ({removed - decided:+d}): Inductor charges a "
+            "kernel differently once a clone is gone (a broadcast read of a larger buffer is charged per "
+            "element read, of a small one at most its size), fused a clone into its producer, or put a copy back")
 
 
 def _status_of(row: dict) -> str:

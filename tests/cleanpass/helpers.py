@@ -1,12 +1,14 @@
 """One helper for the pass's tests: trace, count, run a policy, verify, check inputs."""
 from __future__ import annotations
 
+import contextlib
 import copy
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
 from torch.fx import GraphModule
+from torch.fx.experimental import _config as fx_config
 from torch.fx.experimental.proxy_tensor import make_fx
 
 import cleanpass
@@ -17,8 +19,17 @@ from . import ops as _ops  # noqa: F401  (registers the test ops)
 aten = torch.ops.aten
 
 
+def size_semantics(mode: str) -> contextlib.AbstractContextManager:
+    """The config a mode's graphs are traced and passed under: "oblivious" is make_fx's
+    "symbolic" with ``backed_size_oblivious`` (the harness's and vLLM's compiles), where sizes
+    may be 0 or 1 and a question torch cannot answer without guarding takes the general case."""
+    return fx_config.patch(backed_size_oblivious=True) if mode == "oblivious" else contextlib.nullcontext()
+
+
 def trace(fn: Callable, *inputs: torch.Tensor, mode: str = "fake") -> GraphModule:
-    return make_fx(fn, tracing_mode=mode)(*inputs)
+    """make_fx's modes, plus "oblivious" (`size_semantics`)."""
+    with size_semantics(mode):
+        return make_fx(fn, tracing_mode="symbolic" if mode == "oblivious" else mode)(*inputs)
 
 
 def count_clones(gm: GraphModule) -> int:
@@ -45,7 +56,9 @@ def run_pass(fn_or_gm: Callable | GraphModule, *inputs: torch.Tensor, donated=()
     tests check which clones elimination itself keeps (test_fold.py tests folding)."""
     before = fn_or_gm if isinstance(fn_or_gm, GraphModule) else trace(fn_or_gm, *inputs, mode=mode)
     after = copy.deepcopy(before)
-    report = cleanpass.eliminate_clones(after, donated=donated, policy=policy, fold=fold)
+    with size_semantics(mode):
+        report = cleanpass.eliminate_clones(after, donated=donated, policy=policy, fold=fold)
+    assert report.guards_added == (), f"the pass specialised the graph: {report.guards_added}"
     assert count_clones(after) == report.clones_after
     assert count_clones(before) == report.clones_before == (
         len(report.removed) + len(report.kept) + len(report.folded))

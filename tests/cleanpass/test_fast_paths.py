@@ -5,6 +5,9 @@ answered differently would change decisions silently, so each is checked against
 """
 from __future__ import annotations
 
+import types
+
+import pytest
 import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.fx import Graph
@@ -106,3 +109,15 @@ def test_arguments_whose_schema_type_holds_no_tensor_have_no_role():
     assert roles(aten.view.default) == [] and not _argument_roles(aten.view.default)[0]  # an alias
     assert roles(aten.copy_.default) == ["self", "src"]
     assert _argument_roles(aten.add.Tensor) == (True, ((0, "self", "read"), (1, "other", "read")))
+
+
+def test_shape_guard_check_without_torchs_strict_mode():
+    """The fallback of `_compat._no_new_guards` (a torch without `error_on_new_guards`): a
+    block that adds a guard raises ShapeGuardNeeded naming it; one that adds none passes."""
+    env = types.SimpleNamespace(guards=[])
+    with _compat._no_new_guards(env):
+        pass
+    with pytest.raises(_compat.ShapeGuardNeeded, match="Ne"):
+        with _compat._no_new_guards(env):
+            env.guards.append(types.SimpleNamespace(expr="Ne(s0, 1)"))
+    assert _compat.guard_texts(env) == ("Ne(s0, 1)",) and _compat.guard_count(None) == 0

@@ -16,7 +16,7 @@ from .helpers import count_clones, trace
 from .helpers import run_pass as _run_pass
 from .ops import ops
 
-MODES = ["fake", "symbolic"]
+MODES = ["fake", "symbolic", "oblivious"]
 
 
 @contextlib.contextmanager

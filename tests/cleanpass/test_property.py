@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import copy
 
+import pytest
 import torch
 from hypothesis import HealthCheck, assume, given, settings
 
 import cleanpass
 from cleanpass import verify
 
-from .helpers import count_clones, trace
+from .helpers import count_clones, size_semantics, trace
 from .random_programs import programs
 
 REFERENCE_STATS = {"graphs": 0, "wrong": 0, "asserted": 0, "clones": 0,
@@ -71,14 +72,18 @@ def test_sound_policy_survives_the_differential_checker(program):
         REFERENCE_STATS[outcome] += 1
 
 
+@pytest.mark.parametrize("mode", ["symbolic", "oblivious"])
 @settings(max_examples=40, **COMMON)
-@given(programs(max_instructions=8))
-def test_sound_policy_survives_symbolic_shapes(program):
-    gm = _traced(program, mode="symbolic")
+@given(program=programs(max_instructions=8))
+def test_sound_policy_survives_symbolic_shapes(mode, program):
+    """Sizes as symbols (oblivious: that may be 0 or 1): still correct, and never specialised."""
+    gm = _traced(program, mode=mode)
     after = copy.deepcopy(gm)
-    cleanpass.eliminate_clones(after, donated=program.donated)
+    with size_semantics(mode):
+        report = cleanpass.eliminate_clones(after, donated=program.donated)
     result = verify.check(gm, after, donated=program.donated, trials=1)
     assert result.ok, (result.problems, program)
+    assert report.guards_added == (), (report.guards_added, program)
 
 
 def test_the_generator_exercises_the_pass():

@@ -138,7 +138,7 @@ def test_unknown_policy_is_a_clear_error():
         cleanpass.eliminate_clones(trace(_lowered_style, torch.randn(8, 16)), policy="fast")
 
 
-@pytest.mark.parametrize("mode", ["fake", "symbolic"])
+@pytest.mark.parametrize("mode", ["fake", "symbolic", "oblivious"])
 @pytest.mark.parametrize("donated", [(), (0,)])
 def test_second_run_removes_nothing(mode, donated):
     def f(x):

@@ -242,7 +242,7 @@ def test_strided_view_of_a_kept_input_keeps_the_clone():
     assert donated.report.clones_after == 0 and donated.check.ok
 
 
-@pytest.mark.parametrize("mode", ["fake", "symbolic"])
+@pytest.mark.parametrize("mode", ["fake", "symbolic", "oblivious"])
 def test_differential_check_on_strided_programs(mode):
     """A mix: removed and kept strided clones in one graph, bit-identical after the pass."""
     def f(x, w):
@@ -256,6 +256,33 @@ def test_differential_check_on_strided_programs(mode):
     assert out.check.ok, out.check.problems
     if mode == "fake":
         assert out.reasons == [decisions.STRIDED_VIEW_INVALID]
+
+
+def _heads_after_rotary(x, w):
+    """llama_block's pattern with a symbolic token count: q's head view is taken on the clone."""
+    q, k, v = _qkv(x, w)
+    cq, ck = q.clone(), k.clone()
+    strided.rotate_(cq, ck)
+    return _read_heads(cq.view(x.shape[0], 2, 4)), _read(ck), _read(v)
+
+
+def test_symbolic_token_count_that_may_be_one_keeps_the_rule_and_adds_no_guard():
+    """Under backed_size_oblivious (the harness's and vLLM's compiles) the head view of the
+    strided q is valid for every token count: both clones go, and no size is guarded."""
+    out = run_pass(_heads_after_rotary, X, W, mode="oblivious")
+    assert out.check.ok, out.check.problems
+    assert len(out.report.removed) == 2 and out.report.guards_added == ()
+
+
+def test_a_reader_valid_only_for_some_sizes_keeps_its_clone():
+    """Without the oblivious config, re-running q's head view on its strided layout asks whether
+    the token count is 1, which would guard the graph on the answer: its clone stays
+    (strided-unverified) and nothing is guarded; k (read by a matmul) still goes."""
+    gm = trace(_heads_after_rotary, X, W, mode="oblivious")
+    out = run_pass(gm, X, W)  # the pass runs outside the config the graph was traced under
+    assert out.check.ok, out.check.problems
+    assert out.reasons == [decisions.STRIDED_UNVERIFIED] and len(out.report.removed) == 1
+    assert out.report.guards_added == ()
 
 
 def test_non_overlap_and_column_facts():

@@ -78,3 +78,21 @@ def test_random_strided_programs_never_miscompile():
     # guard: both outcomes occur, so the programs exercise the rule
     assert removed > PROGRAMS // 4 and kept > PROGRAMS // 4, (removed, kept)
     print(f"\nstrided property test: {PROGRAMS} programs, {removed} clones removed, {kept} kept, 0 miscompiles")
+
+
+def test_random_strided_programs_with_symbolic_token_counts_add_no_shape_guard():
+    """The same programs with a symbolic token count that may be 0 or 1 (the projection's
+    weight is a constant, as in a compiled model): the rule's fake re-runs of views and readers
+    must not specialise the graph (run_pass checks `guards_added`), and it still removes."""
+    x = torch.randn(ROWS, 16)
+    removed = 0
+    for seed in range(PROGRAMS // 3):
+        program = _program(seed)
+        out = run_pass(lambda x: program(x, _constant_weight()), x, trials=1, mode="oblivious")
+        assert out.check.ok, (seed, out.check.problems)
+        removed += len(out.report.removed)
+    assert removed > PROGRAMS // 12, removed
+
+
+def _constant_weight() -> torch.Tensor:
+    return torch.linspace(-1.0, 1.0, 16 * COLS).reshape(16, COLS)

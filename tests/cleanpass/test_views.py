@@ -9,7 +9,7 @@ from cleanpass import decisions
 from .helpers import run_pass
 from .ops import ops
 
-MODES = ["fake", "symbolic"]
+MODES = ["fake", "symbolic", "oblivious"]
 
 
 @pytest.mark.parametrize("mode", MODES)
