@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 from typing import Any, Iterator
 
 import torch
@@ -15,10 +16,12 @@ from torch._ops import HigherOrderOperator, OpOverload
 from torch.utils._python_dispatch import TorchDispatchMode  # torch >= 2.0; verify's poisoning
 from torch.utils._pytree import tree_leaves
 
-__all__ = ["AUTO_FUNCTIONALIZED_V1", "CustomGraphPassBase", "HigherOrderOperator", "OpOverload", "ShapeGuardNeeded", "TorchDispatchMode",
-           "fake_mode_of", "guard_count", "guard_texts", "has_static_layout", "is_functional_triton_wrapper", "functional_hops",
-           "is_impure", "rerun_on_fakes", "scaled_expr", "shape_env_of", "size_hint", "statically_equal",
-           "statically_equal_scaled", "statically_true", "storage_key", "sym_expr", "tree_leaves"]
+__all__ = ["AUTO_FUNCTIONALIZED_V1", "CustomGraphPassBase", "HigherOrderOperator", "OpOverload",
+           "ShapeGuardNeeded", "TorchDispatchMode", "canonical_expr", "fake_mode_of",
+           "functional_hops", "guard_count", "guard_texts", "has_static_layout", "holds_at",
+           "is_functional_triton_wrapper", "is_impure", "rerun_on_fakes", "scaled_expr",
+           "shape_env_of", "size_hint", "statically_equal", "statically_equal_scaled",
+           "statically_true", "storage_key", "sym_expr", "tree_leaves", "value_at"]
 
 
 def functional_hops() -> frozenset:
@@ -175,6 +178,17 @@ class ShapeGuardNeeded(RuntimeError):
     where the guard does, so it answers nothing about every size the graph runs at."""
 
 
+class _NotTheRefusal(logging.Filter):
+    """Drops torch's "failed during evaluate_expr" warning while `_no_new_guards` refuses a
+    guard: the refusal is the expected outcome there, not a failure to report."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("failed during evaluate_expr")
+
+
+_SHAPES_LOG = logging.getLogger("torch.fx.experimental.symbolic_shapes")
+
+
 @contextlib.contextmanager
 def _no_new_guards(env: Any) -> Iterator[None]:
     """Raise `ShapeGuardNeeded` where the block would add a shape guard to `env`. torch's
@@ -185,6 +199,8 @@ def _no_new_guards(env: Any) -> Iterator[None]:
         return
     strict = getattr(env, "error_on_new_guards", None)
     if strict is not None:
+        quiet = _NotTheRefusal()
+        _SHAPES_LOG.addFilter(quiet)
         try:
             with strict():
                 yield
@@ -192,6 +208,8 @@ def _no_new_guards(env: Any) -> Iterator[None]:
             if type(error).__name__ == "_ShapeEnvGuardError":
                 raise ShapeGuardNeeded(str(error)) from error
             raise
+        finally:
+            _SHAPES_LOG.removeFilter(quiet)
         return
     before = guard_count(env)
     yield
@@ -212,6 +230,60 @@ def rerun_on_fakes(node: Any, values: dict, fake_mode: Any) -> Any:
     kwargs = map_arg(node.kwargs, value_of)
     with fake_mode, _no_new_guards(getattr(fake_mode, "shape_env", None)):
         return node.target(*args, **kwargs)
+
+
+def canonical_expr(value: Any) -> Any | None:
+    """A SymInt's sympy expression with its shape environment's replacements applied (a size
+    traced equal to another, or to a constant, is written in its terms); None for anything else."""
+    node = getattr(value, "node", None)
+    expr = getattr(node, "expr", None)
+    env = getattr(node, "shape_env", None)
+    if expr is None or env is None:
+        return expr
+    try:
+        return env.replace(expr)
+    except Exception:  # an older ShapeEnv: the raw expression is still right, only less simple
+        return expr
+
+
+def value_at(value: Any, assignment: dict) -> int | None:
+    """A size at other values of its symbols: an int as it is, a SymInt's expression evaluated
+    with `assignment` (sympy symbol -> int); None when a symbol is left unassigned."""
+    if isinstance(value, int):
+        return value
+    expr = canonical_expr(value)
+    if expr is None:
+        return None
+    try:
+        result = expr.xreplace(_as_sympy(assignment))
+        return None if result.free_symbols else int(result)
+    except Exception:  # an expression sympy cannot evaluate there
+        return None
+
+
+def _as_sympy(assignment: dict) -> dict:
+    """`xreplace` substitutes sympy values only: plain ints become sympy Integers."""
+    import sympy
+
+    return {symbol: sympy.Integer(value) for symbol, value in assignment.items()}
+
+
+def holds_at(env: Any, assignment: dict) -> bool:
+    """Whether sizes `assignment` satisfy the shape environment: each symbol within its range and
+    every guard true. A program compiled from the graph runs only where they hold; a guard that
+    does not evaluate to True there (one on unassigned symbols included) counts as failing."""
+    import sympy
+
+    try:
+        for symbol, value in assignment.items():
+            bounds = env.var_to_range.get(symbol)
+            if bounds is not None and not (bool(bounds.lower <= value) and bool(value <= bounds.upper)):
+                return False
+        values = _as_sympy(assignment)
+        # a guard names symbols since replaced (Eq(s1, 16) once s1 is 16): replace them first
+        return all(env.replace(guard.expr).xreplace(values) is sympy.true for guard in env.guards)
+    except Exception:  # a shape environment read differently by this torch: check nothing there
+        return False
 
 
 def size_hint(value: Any) -> int | None:

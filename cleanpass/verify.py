@@ -7,6 +7,10 @@ aliases an input or another output. Both graphs run with every fresh allocation 
 (`empty`, `empty_strided`, `empty_like`, `new_empty`) filled with poison (NaN, or the largest
 integer), so a kernel that leaves part of a buffer the pass allocated unwritten shows up
 instead of reading whatever the allocator left there.
+
+A graph traced with symbolic sizes is run at its trace-time sizes, and, with `other_sizes`, at
+other values of its size symbols too: the pass adds no guard, so what it decides must hold at
+every size the graph may run at (where the shape environment's ranges and guards allow).
 """
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ from typing import Any, Sequence
 import torch
 from torch.fx import GraphModule
 
-from ._compat import TorchDispatchMode, size_hint, tree_leaves
+from ._compat import TorchDispatchMode, canonical_expr, holds_at, size_hint, tree_leaves, value_at
 
 _INT_VIEW = {1: torch.int8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
 
@@ -27,6 +31,8 @@ class VerifyResult:
 
     ok: bool = True
     problems: list[str] = field(default_factory=list)
+    #: the `other_sizes` values both graphs ran at (others were not allowed, or did not run)
+    sizes_checked: list[int] = field(default_factory=list)
 
     def fail(self, message: str) -> None:
         self.ok = False
@@ -58,17 +64,23 @@ class PoisonedAllocations(TorchDispatchMode):
         return out
 
 
-def _concrete(value: Any) -> int:
+def _concrete(value: Any, assignment: dict | None = None) -> int:
+    if assignment is not None:
+        found = value_at(value, assignment)
+        if found is None:
+            raise ValueError(f"no size for {value!r} at {assignment}")
+        return found
     hint = size_hint(value)
     if hint is None:
         raise ValueError(f"no size for {value!r}: the checker needs sizes known at trace time")
     return hint
 
 
-def random_like(fake: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """A real tensor with `fake`'s dtype, size and strides, filled with nonzero random values."""
-    size = [_concrete(s) for s in fake.shape]
-    stride = [_concrete(s) for s in fake.stride()]
+def random_like(fake: torch.Tensor, generator: torch.Generator, assignment: dict | None = None) -> torch.Tensor:
+    """A real tensor with `fake`'s dtype, size and strides (symbolic ones at their trace-time
+    values, or at `assignment`), filled with nonzero random values."""
+    size = [_concrete(s, assignment) for s in fake.shape]
+    stride = [_concrete(s, assignment) for s in fake.stride()]
     out = torch.empty_strided(size, stride, dtype=fake.dtype, device="cpu")
     if fake.dtype == torch.bool:
         out.copy_(torch.randint(0, 2, size, generator=generator).bool())
@@ -81,18 +93,44 @@ def random_like(fake: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return out
 
 
-def make_inputs(gm: GraphModule, seed: int = 0) -> list[Any]:
-    """Random inputs from the placeholders' `meta["val"]` (fake tensors or plain values)."""
+def make_inputs(gm: GraphModule, seed: int = 0, assignment: dict | None = None) -> list[Any]:
+    """Random inputs from the placeholders' `meta["val"]` (fake tensors or plain values), with
+    symbolic sizes at their trace-time values or at `assignment` (symbol -> int)."""
     generator = torch.Generator().manual_seed(seed)
     inputs = []
-    for node in gm.graph.nodes:
-        if node.op != "placeholder":
-            continue
+    for node in _placeholders(gm):
         if "val" not in node.meta:
             raise ValueError(f"placeholder {node.name} has no meta['val']; pass inputs= explicitly")
         val = node.meta["val"]
-        inputs.append(random_like(val, generator) if isinstance(val, torch.Tensor) else _concrete(val))
+        inputs.append(random_like(val, generator, assignment) if isinstance(val, torch.Tensor)
+                      else _concrete(val, assignment))
     return inputs
+
+
+def _placeholders(gm: GraphModule) -> list[Any]:
+    return [node for node in gm.graph.nodes if node.op == "placeholder"]
+
+
+def size_assignments(gm: GraphModule, values: Sequence[int]) -> list[tuple[int, dict]]:
+    """(value, assignment) for each value at which every size symbol of `gm`'s inputs may be set
+    to it: within each symbol's range, every guard of the shape environment true."""
+    env, symbols = None, set()
+    for node in _placeholders(gm):
+        val = node.meta.get("val")
+        sizes = (*val.shape, *val.stride()) if isinstance(val, torch.Tensor) else (val,)
+        for size in sizes:
+            expr = canonical_expr(size)
+            if expr is not None:
+                symbols |= expr.free_symbols
+                env = env or size.node.shape_env
+    if not symbols or env is None:
+        return []
+    found = []
+    for value in values:
+        assignment = {symbol: value for symbol in symbols}
+        if holds_at(env, assignment):
+            found.append((value, assignment))
+    return found
 
 
 def bits_equal(a: Any, b: Any) -> bool:
@@ -133,41 +171,68 @@ def _constants(gm: GraphModule) -> list[tuple[str, torch.Tensor]]:
 
 
 def check(before: GraphModule, after: GraphModule, donated: Sequence[int] = (),
-          inputs: Sequence[Any] | None = None, trials: int = 3, seed: int = 0) -> VerifyResult:
-    """Run both graphs on the same random inputs `trials` times and report any difference."""
+          inputs: Sequence[Any] | None = None, trials: int = 3, seed: int = 0,
+          other_sizes: Sequence[int] = ()) -> VerifyResult:
+    """Run both graphs on the same random inputs `trials` times and report any difference.
+
+    `other_sizes`: for a graph with symbolic sizes, one more trial per value with every size
+    symbol set to it (`size_assignments`), where the original graph runs at it; the values run
+    are in `sizes_checked`.
+    """
     result = VerifyResult()
     donated = set(donated)
     for trial in range(trials):
         base = list(inputs) if inputs is not None and trial == 0 else make_inputs(before, seed + trial)
-        before_inputs, after_inputs = _copy(base), _copy(base)
-        try:
-            with PoisonedAllocations():
-                before_out = tree_leaves(before(*before_inputs))
-        except Exception as error:
-            result.fail(f"trial {trial}: the original graph raised {error!r}")
+        if not _trial(before, after, base, donated, result, f"trial {trial}"):
             return result
-        constants = {name: t.clone() for name, t in _constants(after)}
+    for value, assignment in size_assignments(before, other_sizes):
         try:
-            with PoisonedAllocations():
-                after_out = tree_leaves(after(*after_inputs))
-        except Exception as error:
-            result.fail(f"trial {trial}: the transformed graph raised {error!r}")
-            return result
-        if len(before_out) != len(after_out):
-            result.fail(f"trial {trial}: {len(before_out)} outputs before, {len(after_out)} after")
+            base = make_inputs(before, seed, assignment)
+        except ValueError:  # a size the assignment does not decide
             continue
-        for i, (a, b) in enumerate(zip(before_out, after_out)):
-            if not bits_equal(a, b):
-                result.fail(f"trial {trial}: output {i} differs")
-        for j, (a, b) in enumerate(zip(before_inputs, after_inputs)):
-            if j not in donated and not bits_equal(a, b):
-                result.fail(f"trial {trial}: non-donated input {j} ends with a different value")
-        for name, value in _constants(after):
-            if not bits_equal(value, constants[name]):
-                result.fail(f"trial {trial}: the graph wrote its constant {name}")
-        new = _aliasing(after_inputs, after_out) - _aliasing(before_inputs, before_out)
-        for kind, i, j in sorted(new):
-            if kind == "input" and j in donated:
-                continue
-            result.fail(f"trial {trial}: output {i} newly aliases {kind} {j}")
+        label = f"all sizes {value}"
+        if _trial(before, after, base, donated, result, label, original_must_run=False):
+            result.sizes_checked.append(value)
+        elif not result.ok:
+            return result
     return result
+
+
+def _trial(before: GraphModule, after: GraphModule, base: list[Any], donated: set[int], result: VerifyResult,
+           label: str, original_must_run: bool = True) -> bool:
+    """One run of both graphs on copies of `base`, differences recorded in `result`. False when
+    a graph raised: the transformed one is a failure, the original one is too unless it need
+    not run at these inputs (then nothing is recorded)."""
+    before_inputs, after_inputs = _copy(base), _copy(base)
+    try:
+        with PoisonedAllocations():
+            before_out = tree_leaves(before(*before_inputs))
+    except Exception as error:
+        if original_must_run:
+            result.fail(f"{label}: the original graph raised {error!r}")
+        return False
+    constants = {name: t.clone() for name, t in _constants(after)}
+    try:
+        with PoisonedAllocations():
+            after_out = tree_leaves(after(*after_inputs))
+    except Exception as error:
+        result.fail(f"{label}: the transformed graph raised {error!r}")
+        return False
+    if len(before_out) != len(after_out):
+        result.fail(f"{label}: {len(before_out)} outputs before, {len(after_out)} after")
+        return True
+    for i, (a, b) in enumerate(zip(before_out, after_out)):
+        if not bits_equal(a, b):
+            result.fail(f"{label}: output {i} differs")
+    for j, (a, b) in enumerate(zip(before_inputs, after_inputs)):
+        if j not in donated and not bits_equal(a, b):
+            result.fail(f"{label}: non-donated input {j} ends with a different value")
+    for name, value in _constants(after):
+        if not bits_equal(value, constants[name]):
+            result.fail(f"{label}: the graph wrote its constant {name}")
+    new = _aliasing(after_inputs, after_out) - _aliasing(before_inputs, before_out)
+    for kind, i, j in sorted(new):
+        if kind == "input" and j in donated:
+            continue
+        result.fail(f"{label}: output {i} newly aliases {kind} {j}")
+    return True

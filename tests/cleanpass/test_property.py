@@ -14,13 +14,15 @@ from hypothesis import HealthCheck, assume, given, settings
 import cleanpass
 from cleanpass import verify
 
-from .helpers import count_clones, size_semantics, trace
+from .helpers import OTHER_SIZES, count_clones, size_semantics, trace
 from .random_programs import programs
 
 REFERENCE_STATS = {"graphs": 0, "wrong": 0, "asserted": 0, "clones": 0,
                    "removed_sound": 0, "removed_vllm": 0, "folded_sound": 0, "vllm_right": 0,
                    "vllm_right_removed_more": 0}
 EXAMPLES = 500
+#: per tracing mode, how many (program, other size) runs the symbolic property made
+OTHER_SIZES_RUN = {"symbolic": 0, "oblivious": 0}
 COMMON = dict(deadline=None, derandomize=True, database=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
                                      HealthCheck.data_too_large])
@@ -81,9 +83,19 @@ def test_sound_policy_survives_symbolic_shapes(mode, program):
     after = copy.deepcopy(gm)
     with size_semantics(mode):
         report = cleanpass.eliminate_clones(after, donated=program.donated)
-    result = verify.check(gm, after, donated=program.donated, trials=1)
+    result = verify.check(gm, after, donated=program.donated, trials=1, other_sizes=OTHER_SIZES)
     assert result.ok, (result.problems, program)
     assert report.guards_added == (), (report.guards_added, program)
+    OTHER_SIZES_RUN[mode] += len(result.sizes_checked)
+
+
+def test_symbolic_programs_ran_at_other_sizes_too():
+    """Guard: the symbolic properties above checked more than the trace-time sizes (under
+    "oblivious" a size of 1 is allowed; under "symbolic" Dynamo's ranges start at 2)."""
+    for mode in ("symbolic", "oblivious"):
+        if not OTHER_SIZES_RUN[mode]:
+            test_sound_policy_survives_symbolic_shapes(mode)
+    assert min(OTHER_SIZES_RUN.values()) > 20, OTHER_SIZES_RUN
 
 
 def test_the_generator_exercises_the_pass():
