@@ -10,6 +10,7 @@ import functools
 import logging
 from typing import Any, Iterator
 
+import sympy
 import torch
 from torch._inductor.custom_graph_pass import CustomGraphPass as CustomGraphPassBase  # torch >= 2.6
 from torch._ops import HigherOrderOperator, OpOverload
@@ -263,8 +264,6 @@ def value_at(value: Any, assignment: dict) -> int | None:
 
 def _as_sympy(assignment: dict) -> dict:
     """`xreplace` substitutes sympy values only: plain ints become sympy Integers."""
-    import sympy
-
     return {symbol: sympy.Integer(value) for symbol, value in assignment.items()}
 
 
@@ -272,8 +271,6 @@ def holds_at(env: Any, assignment: dict) -> bool:
     """Whether sizes `assignment` satisfy the shape environment: each symbol within its range and
     every guard true. A program compiled from the graph runs only where they hold; a guard that
     does not evaluate to True there (one on unassigned symbols included) counts as failing."""
-    import sympy
-
     try:
         for symbol, value in assignment.items():
             bounds = env.var_to_range.get(symbol)

@@ -20,7 +20,7 @@ from typing import Any, Sequence
 import torch
 from torch.fx import GraphModule
 
-from ._compat import TorchDispatchMode, canonical_expr, holds_at, size_hint, tree_leaves, value_at
+from ._compat import TorchDispatchMode, canonical_expr, holds_at, shape_env_of, size_hint, tree_leaves, value_at
 
 _INT_VIEW = {1: torch.int8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
 
@@ -114,7 +114,7 @@ def _placeholders(gm: GraphModule) -> list[Any]:
 def size_assignments(gm: GraphModule, values: Sequence[int]) -> list[tuple[int, dict]]:
     """(value, assignment) for each value at which every size symbol of `gm`'s inputs may be set
     to it: within each symbol's range, every guard of the shape environment true."""
-    env, symbols = None, set()
+    symbols = set()
     for node in _placeholders(gm):
         val = node.meta.get("val")
         sizes = (*val.shape, *val.stride()) if isinstance(val, torch.Tensor) else (val,)
@@ -122,7 +122,7 @@ def size_assignments(gm: GraphModule, values: Sequence[int]) -> list[tuple[int, 
             expr = canonical_expr(size)
             if expr is not None:
                 symbols |= expr.free_symbols
-                env = env or size.node.shape_env
+    env = shape_env_of(gm.graph)
     if not symbols or env is None:
         return []
     found = []
