@@ -190,15 +190,48 @@ class _NotTheRefusal(logging.Filter):
 _SHAPES_LOG = logging.getLogger("torch.fx.experimental.symbolic_shapes")
 
 
+class _GuardRefused(RuntimeError):
+    """Raised by `_refusing_guards`'s stand-in for the shape environment's pre-guard check."""
+
+
+@contextlib.contextmanager
+def _refusing_guards(env: Any) -> Iterator[None]:
+    """torch's `error_on_new_guards` where torch predates it (2.11): `ShapeEnv._check_frozen` runs
+    just before any guard or runtime assert is recorded, and 2.13's strict mode is that check
+    made to raise. Shadowing the method on this one instance does the same for the block; an
+    exception (unlike a frozen env's ignored guard) leaves nothing in torch's evaluation cache."""
+    def refuse(expr: Any, concrete_val: Any) -> None:
+        raise _GuardRefused(f"{expr} == {concrete_val}")
+
+    shadowed = env.__dict__.get("_check_frozen")
+    env._check_frozen = refuse
+    try:
+        yield
+    finally:
+        if shadowed is None:
+            del env._check_frozen
+        else:
+            env._check_frozen = shadowed
+
+
+def _strict_mode(env: Any) -> Any | None:
+    """A context manager factory that makes `env` raise on a new guard, or None where this torch
+    has neither `error_on_new_guards` nor the check it is built on."""
+    strict = getattr(env, "error_on_new_guards", None)
+    if strict is None and callable(getattr(env, "_check_frozen", None)) and hasattr(env, "__dict__"):
+        return lambda: _refusing_guards(env)
+    return strict
+
+
 @contextlib.contextmanager
 def _no_new_guards(env: Any) -> Iterator[None]:
-    """Raise `ShapeGuardNeeded` where the block would add a shape guard to `env`. torch's
-    `error_on_new_guards` raises before anything is recorded; without it, the count is checked
-    after the block (the guard then stays, and the pass reports it in `guards_added`)."""
+    """Raise `ShapeGuardNeeded` where the block would add a shape guard to `env`. The strict mode
+    (`_strict_mode`) raises before anything is recorded; without one, the count is checked after
+    the block (the guard then stays, and the pass reports it in `guards_added`)."""
     if env is None:
         yield
         return
-    strict = getattr(env, "error_on_new_guards", None)
+    strict = _strict_mode(env)
     if strict is not None:
         quiet = _NotTheRefusal()
         _SHAPES_LOG.addFilter(quiet)
@@ -206,7 +239,7 @@ def _no_new_guards(env: Any) -> Iterator[None]:
             with strict():
                 yield
         except RuntimeError as error:
-            if type(error).__name__ == "_ShapeEnvGuardError":
+            if isinstance(error, _GuardRefused) or type(error).__name__ == "_ShapeEnvGuardError":
                 raise ShapeGuardNeeded(str(error)) from error
             raise
         finally:

@@ -91,6 +91,7 @@ def add_run(sub: argparse._SubParsersAction) -> None:
                    help="kernels: each Triton kernel alone, %% of copy bandwidth (CPU: interpreter, untimed)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--workloads", nargs="+", metavar="NAME", help="only these workloads")
+    p.add_argument("--skip-workloads", nargs="+", metavar="NAME", help="all workloads but these")
     p.add_argument("--dtypes", nargs="+", metavar="DTYPE", help="only these dtypes (bfloat16, float16, float32)")
     p.add_argument("--tokens", nargs="+", type=int, metavar="N", help="token counts instead of the suite's")
     p.add_argument("--variants", nargs="+", metavar="NAME", help="only these variants")
@@ -113,7 +114,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                          dtypes=_split(args.dtypes), tokens=args.tokens, variants=_split(args.variants),
                          shard=args.shard, out=args.out, results_root=args.results_root,
                          progress=ProgressLine(enabled=not args.no_progress), attribution=args.attribution,
-                         cpu_threads=args.cpu_threads or None)
+                         cpu_threads=args.cpu_threads or None, skip=_split(args.skip_workloads))
     except (ValueError, KeyError, FileExistsError, RuntimeError) as e:
         print(f"harness run: {e}", file=sys.stderr)
         return EXIT_USAGE

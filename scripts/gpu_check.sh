@@ -1,21 +1,27 @@
 #!/usr/bin/env bash
-# One GPU lease, one script, at most 8 minutes: versions, the CUDA tests, the nightly suite in
-# bf16 and fp16 (token counts trimmed, never the dtypes), the kernel suite, kernel attribution,
-# then an A/A gate of the night against a baseline made from itself.
+# One GPU lease, one script, at most 8 minutes: versions, the CUDA tests, the headline workloads
+# (the ones issue figures are quoted on: fused add + RMSNorm and RMSNorm at 70B, llama_block,
+# rotary_views; bf16, up to 16384 tokens), the rest of the nightly suite (the other workloads,
+# then the headline's fp16 cases; token counts trimmed, never the dtypes), the kernel suite,
+# kernel attribution, then an A/A gate of the night against a baseline made from itself.
 #
 # The CUDA tests print one line per test (-v), so a cut run still says which passed.
 # Every stage runs under its own time cap with its own log ($OUT/<stage>.log); a failing or
-# cut-short stage never stops the next. $OUT ends with at most 8 files (what a lease brings
-# back): summary.txt (versions + one line per stage), six stage logs, night.tgz (the run
-# directories, the baseline named by GPU model, the report), refreshed after every stage.
+# cut-short stage never stops the next, and a cut harness run keeps the cases it finished
+# (largest token count first). $OUT ends with at most 8 files (what a lease brings back):
+# summary.txt (versions + one line per stage), six stage logs, night.tgz (the run directories,
+# the baseline named by GPU model, the report), refreshed after every stage.
 #
 # Run from the repo root with torch + Triton installed and no network: PYTHONPATH=. is set here.
 #   OUT=/some/dir bash scripts/gpu_check.sh
-# Knobs: PY (python), TOKENS (nightly token counts), <STAGE>_S caps in seconds, WORK (scratch).
+# Knobs: PY (python), HEADLINE (its workloads), HEADLINE_TOKENS, TOKENS (the rest's token
+# counts), <STAGE>_S caps in seconds, WORK (scratch).
 set -u
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$(mktemp -d -t cleanpass-gpu.XXXXXX)}
 PY=${PY:-python3}
+HEADLINE=${HEADLINE:-"fused_add_rms_norm llama_block rms_norm rotary_views"}
+HEADLINE_TOKENS=${HEADLINE_TOKENS:-"1 4096 16384"}
 TOKENS=${TOKENS:-"1 4096"}
 WORK=${WORK:-$(mktemp -d "${TMPDIR:-/tmp}/cleanpass-night.XXXXXX")}
 mkdir -p "$OUT" "$WORK"
@@ -58,9 +64,19 @@ run_suite() {  # run_suite OUTDIR ARGS...: the harness run, CUDA, no progress li
   exec "$PY" -m harness run --device cuda --no-progress --out "$dir" "$@"
 }
 
-judge_night() {  # merge the two dtypes, freeze a baseline, gate the night against it (A/A), report
+# shellcheck disable=SC2086  # HEADLINE and TOKENS are lists
+rest_of_night() {  # the other workloads in both dtypes, then the headline's fp16 cases
+  "$PY" -m harness run --device cuda --no-progress --out "$WORK/nightly" --suite nightly \
+    --dtypes bfloat16 float16 --tokens $TOKENS --skip-workloads $HEADLINE
+  local rc=$?
+  "$PY" -m harness run --device cuda --no-progress --out "$WORK/headline_fp16" --suite nightly \
+    --dtypes float16 --tokens $TOKENS --workloads $HEADLINE || rc=$?
+  return "$rc"
+}
+
+judge_night() {  # merge the night's parts, freeze a baseline, gate the night against it (A/A), report
   local night="$WORK/night" base="$WORK/baseline_$(gpu_slug).parquet" parts=()
-  for d in "$WORK/nightly_bf16" "$WORK/nightly_fp16"; do
+  for d in "$WORK/headline" "$WORK/nightly" "$WORK/headline_fp16"; do
     [ -f "$d/env.json" ] && parts+=("$d")
   done
   echo "complete nightly parts: ${parts[*]:-none}"
@@ -74,25 +90,26 @@ judge_night() {  # merge the two dtypes, freeze a baseline, gate the night again
   return "$rc"
 }
 
-export PY WORK
-export -f gpu_slug run_suite judge_night
+export PY WORK HEADLINE TOKENS
+export -f gpu_slug run_suite rest_of_night judge_night
 : >"$summary"
 {
   echo "== versions $(date -u +%FT%TZ)"
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,clocks.max.mem --format=csv
   timeout 30 "$PY" -c "import sys, torch, triton; print(sys.version.split()[0], torch.__version__, 'cuda', torch.version.cuda, 'triton', triton.__version__)"
   echo "commit $(git rev-parse --short HEAD 2>/dev/null) dirty=$(git status --porcelain 2>/dev/null | grep -c .)"
-  echo "tokens: $TOKENS; work dir $WORK"
+  echo "headline: $HEADLINE at $HEADLINE_TOKENS tokens; the rest at $TOKENS; work dir $WORK"
 } 2>&1 | tee -a "$summary"
 
-# shellcheck disable=SC2086  # TOKENS is a list
-stage cuda_tests "${CUDA_TESTS_S:-75}" "$PY" -m pytest -m cuda -v -p no:cacheprovider -o addopts="" \
+# shellcheck disable=SC2086  # HEADLINE, TOKENS and HEADLINE_TOKENS are lists
+stage cuda_tests "${CUDA_TESTS_S:-55}" "$PY" -m pytest -m cuda -v -p no:cacheprovider -o addopts="" \
   --continue-on-collection-errors tests
-stage nightly_bf16 "${NIGHTLY_S:-100}" run_suite "$WORK/nightly_bf16" --suite nightly --dtypes bfloat16 --tokens $TOKENS
-stage nightly_fp16 "${NIGHTLY_S:-100}" run_suite "$WORK/nightly_fp16" --suite nightly --dtypes float16 --tokens $TOKENS
-stage kernels "${KERNELS_S:-50}" run_suite "$WORK/kernels" --suite kernels
-stage attribution "${ATTRIBUTION_S:-60}" run_suite "$WORK/attribution" --suite nightly --dtypes bfloat16 \
+stage headline "${HEADLINE_S:-160}" run_suite "$WORK/headline" --suite nightly --dtypes bfloat16 \
+  --tokens $HEADLINE_TOKENS --workloads $HEADLINE
+stage nightly "${NIGHTLY_S:-90}" rest_of_night
+stage kernels "${KERNELS_S:-35}" run_suite "$WORK/kernels" --suite kernels
+stage attribution "${ATTRIBUTION_S:-40}" run_suite "$WORK/attribution" --suite nightly --dtypes bfloat16 \
   --tokens 4096 --workloads donated_chain llama_block rotary_views --variants native lowered cleanpass ideal \
   --attribution
-stage gate "${GATE_S:-35}" judge_night
+stage gate "${GATE_S:-30}" judge_night
 note "total $(( $(date +%s) - t_start ))s; files: $(ls "$OUT" | tr '\n' ' ')"

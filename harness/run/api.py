@@ -67,37 +67,39 @@ def run(suite: str = "smoke", device: str = "auto", workloads: Sequence[str] | N
         out: str | Path | None = None, results_root: str | Path = "results/runs",
         progress: runner.Progress | None = None, catalog: dict[str, Any] | None = None,
         plan: suites.TimingPlan | None = None, attribution: bool = False,
-        cpu_threads: int | None = CPU_THREADS) -> RunResult:
+        cpu_threads: int | None = CPU_THREADS, skip: Sequence[str] | None = None) -> RunResult:
     """Run a suite end to end and write its run directory; returns what was written.
 
     ``cpu_threads``: torch's intra-op threads for a CPU run (None: leave torch's setting).
+    ``skip``: workloads left out (after ``workloads`` picked).
     """
     if suite not in suites.PLANS and suite != kernel_suite.SUITE:
         raise ValueError(f"unknown suite {suite!r}")
     dev = envmod.resolve_device(device)
     with _intra_op_threads(cpu_threads if dev == "cpu" else None):
         return _run(suite, dev, workloads, dtypes, tokens, variants, shard_spec or shard, out,
-                    results_root, progress, catalog, plan, attribution)
+                    results_root, progress, catalog, plan, attribution, skip)
 
 
 def _run(suite: str, dev: str, workloads: Sequence[str] | None, dtypes: Sequence[str] | None,
          tokens: Sequence[int] | None, variants: Sequence[str] | None, shard_spec: str | None,
          out: str | Path | None, results_root: str | Path, progress: runner.Progress | None,
-         catalog: dict[str, Any] | None, plan: suites.TimingPlan | None, attribution: bool) -> RunResult:
+         catalog: dict[str, Any] | None, plan: suites.TimingPlan | None, attribution: bool,
+         skip: Sequence[str] | None) -> RunResult:
     t0 = time.perf_counter()
     if suite == kernel_suite.SUITE:
         return _run_kernels(dev, dtypes, tokens, out, results_root, t0)
     catalog = catalog if catalog is not None else load_workloads()
     cases = suites.case_matrix(catalog, suite, only=workloads,
                                dtypes=[suites.parse_dtype(d) for d in dtypes] if dtypes else None,
-                               tokens=tokens)
+                               tokens=tokens, skip=skip)
     shard_kn = None
     if shard_spec:
         k, n = shardmod.parse_shard(shard_spec)
         cases = shardmod.shard_cases(cases, k, n)
         shard_kn = f"{k}/{n}"
     if not cases:
-        raise ValueError("no cases to run (check --workloads/--dtypes/--shard)")
+        raise ValueError("no cases to run (check --workloads/--skip-workloads/--dtypes/--shard)")
     commit, _ = envmod.git_commit()
     run_dir = results.claim_out_dir(out) if out else results.new_run_dir(results_root, commit)
     log.info("%d cases -> %s", len(cases), run_dir)

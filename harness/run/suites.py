@@ -90,18 +90,20 @@ def parse_dtype(name: str) -> torch.dtype:
 
 def case_matrix(workloads: dict[str, Any], suite: str, only: Sequence[str] | None = None,
                 dtypes: Sequence[torch.dtype] | None = None,
-                tokens: Sequence[int] | None = None) -> list[Case]:
+                tokens: Sequence[int] | None = None,
+                skip: Sequence[str] | None = None) -> list[Case]:
     """All cases of ``suite``, filtered; ordered so each group's largest token count comes first.
 
-    ``tokens`` replaces the suite's token counts (for each distinct model/hidden of the suite).
+    ``tokens`` replaces the suite's token counts (for each distinct model/hidden of the suite);
+    ``skip`` leaves workloads out (a lease runs the ones it must measure first, then the rest).
     """
-    if only:
-        unknown = sorted(set(only) - set(workloads))
+    for names in (only, skip):
+        unknown = sorted(set(names or ()) - set(workloads))
         if unknown:
             raise KeyError(f"unknown workloads {unknown}; known: {sorted(workloads)}")
     cases: list[Case] = []
     for name in sorted(workloads):
-        if only and name not in only:
+        if (only and name not in only) or (skip and name in skip):
             continue
         wl = workloads[name]
         shapes = list(wl.shapes(suite))

@@ -121,3 +121,25 @@ def test_shape_guard_check_without_torchs_strict_mode():
         with _compat._no_new_guards(env):
             env.guards.append(types.SimpleNamespace(expr="Ne(s0, 1)"))
     assert _compat.guard_texts(env) == ("Ne(s0, 1)",) and _compat.guard_count(None) == 0
+
+
+@pytest.mark.parametrize("strict", ["torch", "by_hand"])
+def test_shape_guard_refused_before_it_is_recorded(strict, monkeypatch):
+    """`_no_new_guards` on a real shape environment, with torch's `error_on_new_guards` (2.13)
+    and with the refusal made by hand where torch lacks it (2.11, the GPU machines): a question
+    that would guard raises ShapeGuardNeeded, records no guard and leaves nothing cached, so the
+    same question asked afterwards, outside the block, guards as usual."""
+    from torch._dynamo.source import ConstantSource
+    from torch.fx.experimental.symbolic_shapes import ShapeEnv
+
+    if strict == "by_hand":
+        monkeypatch.delattr(ShapeEnv, "error_on_new_guards", raising=False)
+    env = ShapeEnv()
+    size = env.create_symintnode(env.create_symbol(5, ConstantSource("tokens")), hint=5)
+    with _compat._no_new_guards(env):
+        assert size >= 0  # provable: no guard
+    with pytest.raises(_compat.ShapeGuardNeeded, match=r"s\d+ > 3"):
+        with _compat._no_new_guards(env):
+            bool(size > 3)
+    assert _compat.guard_count(env) == 0 and "_check_frozen" not in vars(env)
+    assert bool(size > 3) and _compat.guard_count(env) == 1

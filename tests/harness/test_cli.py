@@ -44,9 +44,30 @@ def test_run_then_shards_then_merge_from_the_command_line(tmp_path, monkeypatch,
                                   full[key].sort_values(key).reset_index(drop=True))
 
 
+def test_skip_workloads_leaves_out_exactly_those():
+    """A lease measures the workloads it must first, then the rest: the two runs cover the
+    suite once, with no case in both."""
+    from workloads.catalog import all_workloads
+
+    catalog = all_workloads()
+    first = ["fused_add_rms_norm", "llama_block"]
+    every = suites.case_matrix(catalog, "smoke")
+    picked = suites.case_matrix(catalog, "smoke", only=first)
+    rest = suites.case_matrix(catalog, "smoke", skip=first)
+    assert {c.workload for c in picked} == set(first)
+    assert not {c.workload for c in rest} & set(first)
+    assert sorted(c.key for c in picked + rest) == sorted(c.key for c in every)
+    assert suites.case_matrix(catalog, "smoke", only=first, skip=first) == []
+
+
 def test_bad_arguments_fail_clearly(tmp_path, capsys, monkeypatch):
     assert cli.main(["run", "--device", "cpu", "--workloads", "nope", "--out", str(tmp_path / "x")]) == 2
     assert "unknown workloads" in capsys.readouterr().err
+    assert cli.main(["run", "--device", "cpu", "--skip-workloads", "nope", "--out", str(tmp_path / "z")]) == 2
+    assert "unknown workloads ['nope']" in capsys.readouterr().err
+    assert cli.main(["run", "--device", "cpu", "--workloads", "rms_norm", "--skip-workloads", "rms_norm",
+                     "--out", str(tmp_path / "w")]) == 2
+    assert "no cases to run" in capsys.readouterr().err
     assert cli.main(["run", "--device", "cpu", "--shard", "3/2", "--out", str(tmp_path / "y")]) == 2
     monkeypatch.chdir(tmp_path)
     assert cli.main(["merge", str(tmp_path / "missing")]) == 2
