@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# One GPU lease, one script, at most 8 minutes: versions, the CUDA tests, the headline workloads
-# (the ones issue figures are quoted on: fused add + RMSNorm and RMSNorm at 70B, llama_block,
-# rotary_views; bf16, up to 16384 tokens), the rest of the nightly suite (the other workloads,
-# then the headline's fp16 cases; token counts trimmed, never the dtypes), the kernel suite,
-# kernel attribution, then an A/A gate of the night against a baseline made from itself.
+# One GPU lease, one script, at most 8 minutes: versions, the headline workloads (the ones issue
+# figures are quoted on: fused add + RMSNorm and RMSNorm at 70B, llama_block, rotary_views;
+# bf16, up to 16384 tokens; first, so a lease cut short still has them), the CUDA tests, the
+# rest of the nightly suite (the other workloads, then the headline's fp16 cases; token counts
+# trimmed, never the dtypes), the kernel suite, kernel attribution, then an A/A gate of the
+# night against a baseline made from itself.
 #
 # The CUDA tests print one line per test (-v), so a cut run still says which passed.
 # Every stage runs under its own time cap with its own log ($OUT/<stage>.log); a failing or
@@ -102,10 +103,10 @@ export -f gpu_slug run_suite rest_of_night judge_night
 } 2>&1 | tee -a "$summary"
 
 # shellcheck disable=SC2086  # HEADLINE, TOKENS and HEADLINE_TOKENS are lists
-stage cuda_tests "${CUDA_TESTS_S:-55}" "$PY" -m pytest -m cuda -v -p no:cacheprovider -o addopts="" \
-  --continue-on-collection-errors tests
 stage headline "${HEADLINE_S:-160}" run_suite "$WORK/headline" --suite nightly --dtypes bfloat16 \
   --tokens $HEADLINE_TOKENS --workloads $HEADLINE
+stage cuda_tests "${CUDA_TESTS_S:-55}" "$PY" -m pytest -m cuda -v -p no:cacheprovider -o addopts="" \
+  --continue-on-collection-errors tests
 stage nightly "${NIGHTLY_S:-90}" rest_of_night
 stage kernels "${KERNELS_S:-35}" run_suite "$WORK/kernels" --suite kernels
 stage attribution "${ATTRIBUTION_S:-40}" run_suite "$WORK/attribution" --suite nightly --dtypes bfloat16 \

@@ -13,7 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "gpu_check.sh"
-STAGES = ["cuda_tests", "headline", "nightly", "kernels", "attribution", "gate"]
+STAGES = ["headline", "cuda_tests", "nightly", "kernels", "attribution", "gate"]
 HEADLINE = re.search(r'HEADLINE=\$\{HEADLINE:-"([^"]+)"\}', SCRIPT.read_text()).group(1)
 
 # Prints its arguments; the CUDA tests hang past their cap after some output; the rest of the
