@@ -184,6 +184,22 @@ def summary_section(run: RunData) -> Section:
     return Section("Run", text, [("Environment", env_table)])
 
 
+def headline_section(run: RunData) -> Section | None:
+    """The README's headline table, made from the run; None when no pass variant was measured."""
+    from harness.report.headline import headline_table
+
+    table = headline_table(run.rows, _infos(run), ratiomod.ratio_table(run.samples))
+    if table.empty:
+        return None
+    peak = run.env.get("peak_gbps_measured")
+    text = (f"{run.device_name or run.device}, torch {run.env.get('torch', '?')}, Triton "
+            f"{run.env.get('triton', '?')}; copy bandwidth measured in the run: "
+            f"{f'{peak:.0f} GB/s' if isinstance(peak, (int, float)) else 'not measured'}. Largest "
+            f"token count of each workload, model and dtype; p50 latencies; the last column is the "
+            f"in-run paired ratio with its 95% interval where the run has block samples.")
+    return Section("Headline", text, [("Per workload at its largest token count", table)])
+
+
 def latency_section(run: RunData, fig_dir: Path, made: list[Path]) -> Section:
     path = _figures().latency_vs_tokens(run.rows, _infos(run), fig_dir / "latency_vs_tokens.png")
     live = _live(run.rows)
@@ -395,6 +411,8 @@ def build_report(
     config = config or GateConfig()
     made: list[Path] = []
     sections = [summary_section(run)]
+    headline = headline_section(run)
+    sections += [headline] if headline is not None else []
     if against is not None:
         result = gate(against, run, config)
         sections.append(comparison_section(result, against, config, fig_dir, made))

@@ -44,7 +44,7 @@ def test_report_has_tables_and_figures(runs):
         with Image.open(fig) as im:
             assert im.format == "PNG" and im.width > 300 and im.height > 200
     md = paths.markdown.read_text()
-    for title in ("Latency against token count", "Bandwidth against the measured peak",
+    for title in ("Headline", "Latency against token count", "Bandwidth against the measured peak",
                   "Clones and bytes removed per workload", "Numerics"):
         assert f"## {title}" in md
     assert md.count("](figures/") == 3
