@@ -113,4 +113,13 @@ stage attribution "${ATTRIBUTION_S:-40}" run_suite "$WORK/attribution" --suite n
   --tokens 4096 --workloads donated_chain llama_block rotary_views --variants native lowered cleanpass ideal \
   --attribution
 stage gate "${GATE_S:-30}" judge_night
+# The headline table into summary.txt (the lease's reply shows its tail): from the night's
+# report, or, where the gate stage did not get that far, from a report of the headline run alone.
+report="$WORK/night/report.md"
+if [ ! -f "$report" ] && [ -f "$WORK/headline/env.json" ]; then
+  timeout 60 "$PY" -m harness report --run "$WORK/headline" >/dev/null 2>&1
+  report="$WORK/headline/report.md"
+fi
+[ -f "$report" ] && sed -n '/^## Headline/,/^## [^H]/p' "$report" | sed '$d' | tee -a "$summary"
+pack
 note "total $(( $(date +%s) - t_start ))s; files: $(ls "$OUT" | tr '\n' ' ')"

@@ -18,11 +18,14 @@ HEADLINE = re.search(r'HEADLINE=\$\{HEADLINE:-"([^"]+)"\}', SCRIPT.read_text()).
 
 # Prints its arguments; the CUDA tests hang past their cap after some output; the rest of the
 # nightly suite fails.
-FAKE_PY = """#!/bin/sh
+FAKE_PY = r"""#!/bin/sh
 echo "fakepy $*"
 case "$*" in
   *"-m pytest"*) echo "3 passed so far"; sleep 30 ;;
   *"--skip-workloads"*) echo "nightly boom" >&2; exit 3 ;;
+  *"harness report --run"*)
+    dir=$(echo "$*" | sed 's/.*--run \([^ ]*\).*/\1/'); mkdir -p "$dir"
+    printf '## Run\n\n## Headline\n\n| fake headline |\n\n## Latency against token count\n' >"$dir/report.md" ;;
 esac
 exit 0
 """
@@ -105,6 +108,16 @@ def test_the_gate_stage_freezes_a_baseline_and_gates_the_night_against_it(night)
     assert baseline and re.fullmatch(r".*/baseline_[a-z0-9-]+\.parquet", baseline.group(1))
     assert f"harness gate --baseline {baseline.group(1)} --run {work}/night" in log
     assert "A/A gate exit 0" in log
+
+
+def test_the_headline_table_ends_the_summary(night):
+    """The lease's reply shows the tail of its output: the night report's Headline section is
+    copied into summary.txt, and nothing after it."""
+    _, out, _ = night
+    summary = (out / "summary.txt").read_text()
+    assert "## Headline" in summary and "| fake headline |" in summary
+    assert "Latency against token count" not in summary
+    assert summary.index("| fake headline |") < summary.index("total ")
 
 
 def test_what_comes_back_fits_a_lease(night):
