@@ -81,7 +81,10 @@ judge_night() {  # merge the night's parts, freeze a baseline, gate the night ag
     [ -f "$d/env.json" ] && parts+=("$d")
   done
   echo "complete nightly parts: ${parts[*]:-none}"
-  "$PY" -m harness merge "${parts[@]}" --out "$night" || return $?
+  if ! "$PY" -m harness merge "${parts[@]}" --out "$night"; then
+    [ -f "$WORK/headline/env.json" ] && "$PY" -m harness report --run "$WORK/headline"  # its Headline at least
+    return 1
+  fi
   "$PY" -m harness baseline --run "$night" --out "$base" || return $?
   "$PY" -m harness gate --baseline "$base" --run "$night"
   local rc=$?
@@ -114,12 +117,11 @@ stage attribution "${ATTRIBUTION_S:-40}" run_suite "$WORK/attribution" --suite n
   --attribution
 stage gate "${GATE_S:-30}" judge_night
 # The headline table into summary.txt (the lease's reply shows its tail): from the night's
-# report, or, where the gate stage did not get that far, from a report of the headline run alone.
-report="$WORK/night/report.md"
-if [ ! -f "$report" ] && [ -f "$WORK/headline/env.json" ]; then
-  timeout 60 "$PY" -m harness report --run "$WORK/headline" >/dev/null 2>&1
-  report="$WORK/headline/report.md"
-fi
-[ -f "$report" ] && sed -n '/^## Headline/,/^## [^H]/p' "$report" | sed '$d' | tee -a "$summary"
-pack
+# report, or, where the merge failed, from the headline run's own (judge_night wrote it).
+for report in "$WORK/night/report.md" "$WORK/headline/report.md"; do
+  [ -f "$report" ] || continue
+  sed -n '/^## Headline/,/^## [^H]/p' "$report" | sed '$d' | tee -a "$summary"
+  pack
+  break
+done
 note "total $(( $(date +%s) - t_start ))s; files: $(ls "$OUT" | tr '\n' ' ')"

@@ -23,6 +23,7 @@ echo "fakepy $*"
 case "$*" in
   *"-m pytest"*) echo "3 passed so far"; sleep 30 ;;
   *"--skip-workloads"*) echo "nightly boom" >&2; exit 3 ;;
+  *"harness merge"*) [ -n "${FAKE_FAIL_MERGE:-}" ] && { echo "merge boom" >&2; exit 4; } ;;
   *"harness report --run"*)
     dir=$(echo "$*" | sed 's/.*--run \([^ ]*\).*/\1/'); mkdir -p "$dir"
     printf '## Run\n\n## Headline\n\n| fake headline |\n\n## Latency against token count\n' >"$dir/report.md" ;;
@@ -31,16 +32,19 @@ exit 0
 """
 
 
-@pytest.fixture(scope="module")
-def night(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("night")
+def _run_script(tmp: Path, **extra_env: str) -> tuple[subprocess.CompletedProcess, Path, Path]:
     fake = tmp / "fakepy"
     fake.write_text(FAKE_PY)
     fake.chmod(0o755)
     out, work = tmp / "out", tmp / "work"
-    env = dict(os.environ, PY=str(fake), OUT=str(out), WORK=str(work), CUDA_TESTS_S="2")
+    env = dict(os.environ, PY=str(fake), OUT=str(out), WORK=str(work), CUDA_TESTS_S="2", **extra_env)
     proc = subprocess.run(["bash", str(SCRIPT)], env=env, capture_output=True, text=True, timeout=60)
     return proc, out, work
+
+
+@pytest.fixture(scope="module")
+def night(tmp_path_factory):
+    return _run_script(tmp_path_factory.mktemp("night"))
 
 
 def _stage_lines(out: Path) -> dict[str, int]:
@@ -118,6 +122,18 @@ def test_the_headline_table_ends_the_summary(night):
     assert "## Headline" in summary and "| fake headline |" in summary
     assert "Latency against token count" not in summary
     assert summary.index("| fake headline |") < summary.index("total ")
+
+
+def test_a_failed_merge_still_brings_back_the_headline_runs_table(tmp_path):
+    """Where the night's parts cannot be merged, the gate stage fails, and the headline run's
+    own report still ends the summary."""
+    (tmp_path / "work" / "headline").mkdir(parents=True)
+    (tmp_path / "work" / "headline" / "env.json").write_text("{}")  # the headline run finished
+    proc, out, work = _run_script(tmp_path, FAKE_FAIL_MERGE="1")
+    assert proc.returncode == 0, proc.stderr
+    assert _stage_lines(out)["gate"] == 1
+    assert f"harness report --run {work}/headline" in (out / "gate.log").read_text()
+    assert "| fake headline |" in (out / "summary.txt").read_text()
 
 
 def test_what_comes_back_fits_a_lease(night):
