@@ -14,16 +14,9 @@ from typing import Sequence
 
 import pandas as pd
 
-from harness.store.results import VariantInfo, baseline_variant, measured_rows
+from harness.store.results import VariantInfo, baseline_variant, bound_variant, measured_rows, pass_variant
 
 _GROUP = ["workload", "model", "hidden", "dtype"]
-
-
-def _roles(infos: Sequence[VariantInfo]) -> tuple[str, str, str]:
-    """(baseline, pass under test, bound) as the run's variant declarations name them."""
-    cand = next((i.name for i in infos if i.policy is not None and not i.reference), "")
-    bound = next((i.name for i in infos if i.bound), "")
-    return baseline_variant(infos) or "", cand, bound
 
 
 def _known(value: object) -> bool:
@@ -59,7 +52,7 @@ def _vs_bound(ratios: pd.DataFrame, key: dict, bound: str, cand_p50: float, boun
 def headline_table(rows: pd.DataFrame, infos: Sequence[VariantInfo],
                    ratios: pd.DataFrame | None = None) -> pd.DataFrame:
     """One line per (workload, model, hidden, dtype) at the largest token count the pass ran."""
-    base, cand, bound = _roles(infos)
+    base, cand, bound = (role(infos) or "" for role in (baseline_variant, pass_variant, bound_variant))
     live = measured_rows(rows)
     if live.empty or not cand:
         return pd.DataFrame()

@@ -20,7 +20,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from harness.store.results import CASE_KEY, VariantInfo, baseline_variant, byte_column
+from harness.store.results import (CASE_KEY, VariantInfo, baseline_variant, bound_variant, byte_column,
+                                   pass_variant, reference_variant)
 
 _CASE = list(CASE_KEY)
 
@@ -35,16 +36,12 @@ def _pivot(df: pd.DataFrame, col: str) -> pd.DataFrame:
     return df.pivot_table(index=_CASE, columns="variant", values=col, aggfunc="first")
 
 
-def _first(infos: Sequence[VariantInfo], test) -> str:  # noqa: ANN001
-    return next((i.name for i in infos if test(i)), "")
-
-
 def summarize(df: pd.DataFrame, infos: Sequence[VariantInfo]) -> pd.DataFrame:
     """One row per workload with the columns described in the module docstring."""
     base = baseline_variant(infos) or ""
-    cand = _first(infos, lambda i: i.policy is not None and not i.reference)
-    ref = _first(infos, lambda i: i.reference)
-    bound = _first(infos, lambda i: i.bound)
+    cand = pass_variant(infos) or ""
+    ref = reference_variant(infos) or ""
+    bound = bound_variant(infos) or ""
     out = []
     lat = _pivot(df, "latency_us_p50")
     col = byte_column(df)

@@ -152,6 +152,21 @@ def baseline_variant(infos: Sequence[VariantInfo]) -> str | None:
     return next((i.name for i in infos if i.baseline), None)
 
 
+def pass_variant(infos: Sequence[VariantInfo]) -> str | None:
+    """The pass under test (``cleanpass``): the first variant with a policy that is no reference."""
+    return next((i.name for i in infos if i.policy is not None and not i.reference), None)
+
+
+def reference_variant(infos: Sequence[VariantInfo]) -> str | None:
+    """The reference pass (``vllm``), or None."""
+    return next((i.name for i in infos if i.reference), None)
+
+
+def bound_variant(infos: Sequence[VariantInfo]) -> str | None:
+    """The hand-written bound (``ideal``), or None."""
+    return next((i.name for i in infos if i.bound), None)
+
+
 @dataclass
 class Row:
     """One (workload, shape, dtype, variant) result. Unmeasured numbers stay None/NaN."""
