@@ -4,7 +4,7 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test bench bench-pass smoke gate-smoke install clean peer test-gpu-stack
+.PHONY: test bench bench-pass smoke gate-smoke install clean peer test-gpu-stack fuzz
 
 $(STAMP): pyproject.toml
 	test -x $(VPY) || $(PY) -m venv $(VENV)
@@ -27,6 +27,12 @@ bench: $(STAMP)
 bench-pass: $(STAMP)
 	CLEANPASS_BENCH_LARGE=1 $(VPY) -m pytest -q tests/cleanpass/test_pass_speed.py tests/workloads/test_wl_scale.py \
 		--benchmark-enable --benchmark-columns=median,min,max --benchmark-sort=name
+
+# The pass's soundness properties on fresh random programs (the tests run a fixed 500):
+# FUZZ_PROGRAMS per mode, a new seed each run (printed; --seed reproduces). ~20 s per 1000.
+FUZZ_PROGRAMS ?= 2000
+fuzz: $(STAMP)
+	$(VPY) scripts/fuzz_pass.py --programs $(FUZZ_PROGRAMS)
 
 smoke: $(STAMP)
 	$(VPY) -m harness run --suite smoke --device auto
