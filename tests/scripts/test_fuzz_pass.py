@@ -23,6 +23,7 @@ def test_the_sound_policy_survives_fresh_programs_in_every_mode():
     for line in ("fake: 15 programs", "oblivious: 15 programs", "strided: 15 programs (seeds 11..25)"):
         assert line in out
     assert out.count("0 miscompiles") == 3
+    assert "sound removed at least as many on" in out and "left no copy of a clone vllm removed on" in out
 
 
 def test_the_reference_policy_is_caught_with_a_way_to_rerun_it():
