@@ -28,8 +28,9 @@ Rules, numbered as in the README and the tests:
    With ``--confirm-run`` (a rerun of the same code), a latency REGRESSION stands only when
    the rerun regresses on the same row too ("and a rerun agrees": one noisy run never fails alone).
 5. **Ratio gate** (where latency is gated): the in-run ratios ``cleanpass/lowered``,
-   ``cleanpass/ideal`` and ``cleanpass/native`` (``ratios.ratio_table``: paired bootstrap of one
-   run's interleaved blocks) against the baseline's. The reference is the baseline ratio's
+   ``cleanpass/ideal``, ``cleanpass/native`` and ``cleanpass/cleanpass_nofold``
+   (``ratios.ratio_table``: paired bootstrap of one run's interleaved blocks) against the
+   baseline's. The reference is the baseline ratio's
    upper bound, or the ratchet's held value when lower (``baseline --refresh --ratchet``).
    REGRESSION when the run's lower bound is above ``reference * (1 + threshold)`` and the
    extra time, at the run's denominator median, exceeds ``floor_us``; WARN when only the point

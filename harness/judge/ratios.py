@@ -1,4 +1,5 @@
-"""In-run ratios: ``cleanpass`` against ``lowered``, ``ideal`` and ``native``, from one run.
+"""In-run ratios: ``cleanpass`` against ``lowered``, ``ideal``, ``native`` and itself with folding
+off (``cleanpass_nofold``: what folding buys), from one run.
 
 Why ratios: what the project promises is relative and measured side by side. The runner
 interleaves every variant of a case in the same blocks, so block ``b`` of ``cleanpass`` and
@@ -17,14 +18,14 @@ import math
 import numpy as np
 import pandas as pd
 
-from harness.store.results import CASE_KEY
+from harness.store.results import CASE_KEY, unfolded_name
 from harness.judge.stats import (DEFAULT_BOOTSTRAP, DEFAULT_CONFIDENCE, TooFewSamples, paired_blocks,
                                  ratio_ci)
 
 log = logging.getLogger(__name__)
 
 NUMERATOR = "cleanpass"
-DENOMINATORS = ("lowered", "ideal", "native")
+DENOMINATORS = ("lowered", "ideal", "native", unfolded_name(NUMERATOR))
 #: The columns that name one case (the row key without the variant).
 CASE = CASE_KEY
 COLUMNS = list(CASE) + ["device_name", "numerator", "denominator", "ratio", "ratio_low",

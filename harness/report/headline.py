@@ -2,7 +2,8 @@
 
 This is the table the project's README quotes after a GPU night (pure: rows in, table out), so
 it is made from the run, never typed: clones and copies the pass leaves, the baseline's, the
-pass's and the bound's p50, the speedup, how close the pass comes to the copy bandwidth, and
+pass's and the bound's p50 (and the pass's with folding off, where the run has it: elimination
+alone), the speedup, how close the pass comes to the copy bandwidth, and
 whether the pass's row passed validation (numerics and bit-identity), and ``pass / bound`` as the
 in-run paired ratio (with its interval) where the run has block samples, else the ratio of the
 two p50s.
@@ -14,7 +15,8 @@ from typing import Sequence
 
 import pandas as pd
 
-from harness.store.results import VariantInfo, baseline_variant, bound_variant, measured_rows, pass_variant
+from harness.store.results import (VariantInfo, baseline_variant, bound_variant, measured_rows, pass_variant,
+                                   unfolded_variant)
 
 _GROUP = ["workload", "model", "hidden", "dtype"]
 
@@ -53,10 +55,13 @@ def headline_table(rows: pd.DataFrame, infos: Sequence[VariantInfo],
                    ratios: pd.DataFrame | None = None) -> pd.DataFrame:
     """One line per (workload, model, hidden, dtype) at the largest token count the pass ran."""
     base, cand, bound = (role(infos) or "" for role in (baseline_variant, pass_variant, bound_variant))
+    unfolded = unfolded_variant(infos)
     live = measured_rows(rows)
     if live.empty or not cand:
         return pd.DataFrame()
     live = live.assign(model=live["model"].fillna("") if "model" in live else "")
+    if unfolded not in set(live["variant"]):  # declared but not run (``--variants``): no column
+        unfolded = None
     ratios = ratios if ratios is not None else pd.DataFrame()
     lines = []
     for key, group in live.groupby(_GROUP, sort=True):
@@ -74,6 +79,8 @@ def headline_table(rows: pd.DataFrame, infos: Sequence[VariantInfo],
             f"clones {base} -> {cand}": f"{_int(b.get('clones_before'))} -> {_int(c.get('clones_after'))}",
             f"copies {base} -> {cand}": f"{_int(b.get('copies'))} -> {_int(c.get('copies'))}",
             f"{base} us": _us(p50["b"]),
+            **({f"{unfolded} us": _us(float(at.loc[unfolded].get("latency_us_p50", math.nan))
+                                       if unfolded in at.index else math.nan)} if unfolded else {}),
             f"{cand} us": _us(p50["c"]),
             "speedup": f"{p50['b'] / p50['c']:.2f}x" if p50["c"] > 0 and p50["b"] > 0 else "",
             f"{cand} % of peak": f"{c['pct_of_peak']:.1f}" if _known(c.get("pct_of_peak")) else "",

@@ -7,6 +7,8 @@ Per workload, over all its shapes and dtypes:
 - ``clones``: clones in the baseline graph -> left by the pass (the pass's own report);
 - ``bytes_saved``: median of 1 - pass/baseline bytes (``bytes_exact``; Inductor's
   ``bytes_accessed`` for runs written before it);
+- ``without_folding``: the same for the pass with folding off (``cleanpass_nofold``, when the run
+  has it): elimination's share; the rest of ``bytes_saved`` is folding's;
 - ``speedup``: geometric mean of baseline p50 / pass p50 (>1 = the pass is faster);
 - ``vs_ideal``: geometric mean of pass p50 / bound p50 (1 = as fast as hand-written);
 - ``<reference>_ok``: the reference pass's failing rows, and how many the workload predicted;
@@ -21,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from harness.store.results import (CASE_KEY, VariantInfo, baseline_variant, bound_variant, byte_column,
-                                   pass_variant, reference_variant)
+                                   pass_variant, reference_variant, unfolded_variant)
 
 _CASE = list(CASE_KEY)
 
@@ -42,6 +44,9 @@ def summarize(df: pd.DataFrame, infos: Sequence[VariantInfo]) -> pd.DataFrame:
     cand = pass_variant(infos) or ""
     ref = reference_variant(infos) or ""
     bound = bound_variant(infos) or ""
+    unfolded = unfolded_variant(infos)
+    if unfolded not in set(df["variant"]):  # declared but not run (``--variants``): no column
+        unfolded = None
     out = []
     lat = _pivot(df, "latency_us_p50")
     col = byte_column(df)
@@ -58,8 +63,11 @@ def summarize(df: pd.DataFrame, infos: Sequence[VariantInfo]) -> pd.DataFrame:
                 return t[a] / t[b]
             return pd.Series(dtype=float)
 
-        saved = 1.0 - ratio(bw, cand, base)
-        saved = saved[np.isfinite(saved.to_numpy(dtype=float))] if len(saved) else saved
+        def saved_by(variant: str) -> str:
+            saved = 1.0 - ratio(bw, variant, base)
+            saved = saved[np.isfinite(saved.to_numpy(dtype=float))] if len(saved) else saved
+            return f"{100 * float(saved.median()):.0f}%" if len(saved) else "n/a"
+
         bad = g[~g["ok"]]
         ref_bad = bad[bad["variant"] == ref]
         predicted = int(ref_bad["expected_wrong"].sum()) if "expected_wrong" in ref_bad else 0
@@ -68,7 +76,8 @@ def summarize(df: pd.DataFrame, infos: Sequence[VariantInfo]) -> pd.DataFrame:
             "workload": wl,
             "cases": int(g[[c for c in _CASE if c in g]].drop_duplicates().shape[0]),
             "clones": clones,
-            "bytes_saved": f"{100 * float(saved.median()):.0f}%" if len(saved) else "n/a",
+            "bytes_saved": saved_by(cand),
+            **({"without_folding": saved_by(unfolded)} if unfolded else {}),
             "speedup": _geomean(ratio(lw, base, cand)),
             "vs_ideal": _geomean(ratio(lw, cand, bound)),
         }

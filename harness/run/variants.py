@@ -12,7 +12,10 @@ never an ImportError. Tests (or a user) add variants with ``register_variant`` /
 - ``vllm``: lowered + clone elimination with the reference ("vllm") policy, our model of vLLM's pass.
 - ``vllm_real``: lowered + vLLM's own ``UnsafeCloneEliminationPass`` (skipped when vllm is not
   importable; ``make peer`` builds an environment where it is).
-- ``cleanpass``: lowered + clone elimination with the sound policy.
+- ``cleanpass``: lowered + clone elimination with the sound policy (removal, then folding).
+- ``cleanpass_nofold``: the same pass with folding off (``fold=False``): elimination alone, so
+  a run shows what removing clones and folding the kept ones into out-of-place kernels each
+  contribute (``harness.store.results.unfolded_variant``).
 - ``ideal``: ``ideal_fn``, hand-written direct in-place kernel calls, run eagerly.
 """
 from __future__ import annotations
@@ -29,7 +32,7 @@ import torch
 from cleanpass.verify import PoisonedAllocations, poison
 from harness.run import compat, exact_bytes, vllm_real
 from harness.run.compile import CompileCache, CompiledEntry, Counts, apply, first_call
-from harness.store.results import VariantInfo
+from harness.store.results import VariantInfo, unfolded_name
 from workloads import donation, pipeline
 from workloads.pipeline import ARMS
 
@@ -185,10 +188,11 @@ def compile_native() -> Callable:
     return torch.compile(apply, backend="inductor", dynamic=False, fullgraph=True)
 
 
-def compile_pipeline(policy: Any) -> Callable:
+def compile_pipeline(policy: Any, fold: bool = True) -> Callable:
     """``workloads.pipeline.compile_fn`` of ``apply``: lowering (+ clone elimination: a cleanpass
-    policy name, or a pass object such as ``vllm_real.RealCloneElimination``)."""
-    return pipeline.compile_fn(apply, policy=policy, dynamic=False)
+    policy name, or a pass object such as ``vllm_real.RealCloneElimination``; ``fold=False``:
+    cleanpass keeps the clones it cannot remove as copies)."""
+    return pipeline.compile_fn(apply, policy=policy, dynamic=False, fold=fold)
 
 
 def compiled_builder(variant: str, make: Callable[[], Callable], source: Callable[[Context], Callable],
@@ -238,6 +242,10 @@ def _register_defaults() -> None:
             register_variant("vllm_real", compiled_builder(
                 "vllm_real", lambda: compile_pipeline(vllm_real.RealCloneElimination()), _ir_fn, True),
                 enabled=_needs_vllm, policy="vllm-real", partner=base, reference=True)
+    cand = next(a for a in ARMS if a.policy is not None and not a.reference)
+    unfolded = unfolded_name(cand.name)  # registered after the pass, so it never plays the pass's role
+    register_variant(unfolded, compiled_builder(unfolded, functools.partial(compile_pipeline, cand.policy, False),
+                                                _ir_fn, True), policy=cand.policy, partner=base)
     register_variant("ideal", _eager_builder("ideal_fn", ideal_writes), enabled=_needs_ideal, bound=True)
 
 

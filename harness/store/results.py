@@ -157,6 +157,19 @@ def pass_variant(infos: Sequence[VariantInfo]) -> str | None:
     return next((i.name for i in infos if i.policy is not None and not i.reference), None)
 
 
+def unfolded_name(pass_name: str) -> str:
+    """The name of the pass's twin with folding off (``cleanpass`` -> ``cleanpass_nofold``)."""
+    return f"{pass_name}_nofold"
+
+
+def unfolded_variant(infos: Sequence[VariantInfo]) -> str | None:
+    """The pass with folding off (elimination alone), when the run declares it: what the pass
+    saves beyond it is folding's share."""
+    cand = pass_variant(infos)
+    name = unfolded_name(cand) if cand else None
+    return name if any(i.name == name for i in infos) else None
+
+
 def reference_variant(infos: Sequence[VariantInfo]) -> str | None:
     """The reference pass (``vllm``), or None."""
     return next((i.name for i in infos if i.reference), None)

@@ -15,7 +15,7 @@ from harness.store.baseline import load_baseline, load_run, write_baseline
 from tests.harness.cli_calls import call
 from tests.harness.harness_synth import make_env, make_rows, make_samples, synth_run, write_run
 
-VARIANTS = ("native", "lowered", "cleanpass", "ideal")
+VARIANTS = ("native", "lowered", "cleanpass", "cleanpass_nofold", "ideal")
 
 
 def _run(path: Path, seed: int, slowdown: dict[str, float] | None = None, **env_kw) -> Path:
@@ -32,8 +32,8 @@ def _ratio_findings(res, level: Level | None = None) -> list:
 def test_ratio_table_pairs_blocks_of_one_run(tmp_path):
     run = load_run(_run(tmp_path / "r", seed=1, slowdown={"cleanpass": 1.10}))
     table = ratiomod.ratio_table(run.samples)
-    # 2 workloads x 3 token counts x 3 denominators
-    assert len(table) == 18 and set(table["denominator"]) == set(ratiomod.DENOMINATORS)
+    # 2 workloads x 3 token counts x 4 denominators
+    assert len(table) == 24 and set(table["denominator"]) == set(ratiomod.DENOMINATORS)
     assert (table["ratio_low"] <= table["ratio"]).all() and (table["ratio"] <= table["ratio_high"]).all()
     aa = ratiomod.ratio_table(load_run(_run(tmp_path / "aa", seed=1)).samples)
     shifted = table["ratio"].to_numpy() / aa["ratio"].to_numpy()
@@ -44,13 +44,13 @@ def test_a_over_a_passes_and_ten_percent_slower_cleanpass_fails_on_the_ratio(tmp
     base = load_run(_run(tmp_path / "base", seed=1))
     same = gate(base, load_run(_run(tmp_path / "aa", seed=2)))
     assert same.exit_code == 0, [f.line() for f in same.findings]
-    assert len(same.ratios) == 18 and set(same.ratios["verdict"]) == {"pass"}
+    assert len(same.ratios) == 24 and set(same.ratios["verdict"]) == {"pass"}
 
     slow = gate(base, load_run(_run(tmp_path / "slow", seed=3, slowdown={"cleanpass": 1.10})))
     assert slow.exit_code == 1
     bad = _ratio_findings(slow, Level.REGRESSION)
     assert {f.metric for f in bad} == {"ratio cleanpass/lowered", "ratio cleanpass/ideal",
-                                       "ratio cleanpass/native"}
+                                       "ratio cleanpass/native", "ratio cleanpass/cleanpass_nofold"}
     assert all(f.key[KEY_VARIANT] == "cleanpass" for f in bad)
 
 
@@ -77,12 +77,12 @@ def test_three_blocks_give_a_point_but_no_interval_and_are_never_gated(tmp_path)
                               make_samples(rows, blocks=3, seed=2, slowdown={"cleanpass": 1.5}),
                               make_env()))
     table = ratiomod.ratio_table(slow.samples)
-    assert len(table) == 18 and table["ratio_low"].isna().all() and (table["blocks"] == 3).all()
+    assert len(table) == 24 and table["ratio_low"].isna().all() and (table["blocks"] == 3).all()
     assert (table.loc[table.denominator == "ideal", "ratio"] > 1.3).all()
     res = gate(base, slow)
     assert _ratio_findings(res, Level.REGRESSION) == [] and _ratio_findings(res, Level.WARN) == []
     assert len([f for f in res.findings if f.metric.endswith("not gated")
-                and f.metric.startswith("ratio ")]) == 18
+                and f.metric.startswith("ratio ")]) == 24
 
 
 def test_ratios_on_cpu_only_when_asked(tmp_path):
@@ -109,7 +109,7 @@ def test_gain_is_a_note_and_the_ratchet_holds_it(tmp_path):
                 "--ratchet")[0] == 0
     code, lines = call("baseline", "--run", _run(tmp_path / "n2", seed=3), "--out", out,
                        "--refresh", "--reason", "noisy refresh", "--ratchet")
-    assert code == 0 and "  ratchet: 18 ratios held" in lines
+    assert code == 0 and "  ratchet: 24 ratios held" in lines
     code, lines = call("gate", "--baseline", out, "--run", _run(tmp_path / "n3", seed=4))
     assert code == 1 and any(l.startswith("REGRESSION") and "ratio cleanpass/" in l for l in lines)
 
@@ -208,6 +208,6 @@ def test_harness_run_stores_and_prints_the_ratio_table(tmp_path, monkeypatch, ca
     monkeypatch.setattr(cli.summary, "format_summary", lambda df: "")
     assert cli.main(["run", "--device", "cpu", "--no-progress"]) == 0
     stored = pd.read_parquet(run_dir / "ratios.parquet")
-    assert len(stored) == 18 and (stored["ratio"] < 1).all()
+    assert len(stored) == 24 and (stored["ratio"] < 1).all()
     out = capsys.readouterr().out
     assert "cleanpass/lowered rms_norm bfloat16 T=512 H=4096: x0." in out

@@ -58,3 +58,14 @@ def test_a_failing_pass_row_is_marked_and_missing_counts_say_unknown(tmp_path):
 def test_no_pass_rows_no_table():
     rows = make_rows(variants=("lowered", "ideal"))
     assert headline_table(rows, variant_infos({}, rows)).empty
+
+
+def test_a_run_with_folding_off_shows_elimination_alone_next_to_the_pass(tmp_path):
+    """With ``cleanpass_nofold`` in the run, its p50 stands between lowered's and the pass's."""
+    rows = make_rows(variants=("lowered", "cleanpass", "cleanpass_nofold", "ideal"), tokens=(8, 64))
+    rows.loc[rows.variant == "cleanpass_nofold", "latency_us_p50"] = 123.0
+    table = _table(tmp_path, rows)
+    columns = list(table.columns)
+    assert columns.index("lowered us") < columns.index("cleanpass_nofold us") < columns.index("cleanpass us")
+    assert set(table["cleanpass_nofold us"]) == {"123"}
+    assert "cleanpass_nofold us" not in _table(tmp_path / "plain", make_rows(variants=VARIANTS, tokens=(8,)))

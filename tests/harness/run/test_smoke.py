@@ -10,6 +10,7 @@ from harness.run import api
 from harness.store import results
 from harness.run import suites
 from harness.run import variants
+from harness.report import summary
 
 pytestmark = pytest.mark.slow
 
@@ -37,7 +38,8 @@ def test_one_row_per_case_and_variant(run, catalog):
     df = run.results
     assert len(df) == len(cases) * len(variants.variant_names())
     assert not df.duplicated(list(results.ROW_KEY)).any()
-    assert set(df["variant"]) == {"eager", "native", "lowered", "vllm", "vllm_real", "cleanpass", "ideal"}
+    assert set(df["variant"]) == {"eager", "native", "lowered", "vllm", "vllm_real", "cleanpass",
+                                  "cleanpass_nofold", "ideal"}
     assert set(df["workload"]) == {name for name, wl in catalog.items() if wl.shapes("smoke")}
 
 
@@ -71,7 +73,7 @@ def test_rows_record_which_bit_equality_they_promise(run):
     df = run.results
     ran = df[df["status"] != results.Status.SKIPPED.value]
     promised = ran.set_index("variant")["bitwise_partner"]
-    passes = ["cleanpass", *sorted(REFERENCE & set(promised.index))]
+    passes = ["cleanpass", "cleanpass_nofold", *sorted(REFERENCE & set(promised.index))]
     assert "vllm" in passes and set(promised.loc[passes]) == {"lowered"}
     assert set(promised.drop(passes)) == {""}
 
@@ -148,6 +150,36 @@ def test_cleanpass_leaves_only_the_real_copies(run):
     assert (cp.loc["llama_block"] == native.loc["llama_block"]).all()
     assert (cp.loc["llama_block"] == 1).all()
     assert (cp <= df.xs("lowered", level="variant")).all()
+
+
+#: Clones elimination keeps and cleanpass folds, per smoke workload (README: clones per workload).
+FOLDED = {"donated_chain": 0, "fused_add_rms_norm": 2, "llama_block": 2, "norm_chain": 2, "rms_norm": 1,
+          "rotary_views": 1, "rotary_views_base_read": 2}
+
+
+def test_folding_off_shows_what_elimination_and_folding_each_contribute(run):
+    """``cleanpass_nofold`` is elimination alone: it keeps the clones cleanpass folds, as copies,
+    bit-identical to lowered; on the non-donated norms (the seed's 1.00x on the H100) elimination
+    alone saves nothing and folding all of cleanpass's half; the summary says so."""
+    df = run.results.set_index(["workload", "num_tokens", "hidden", "dtype", "variant"]).sort_index()
+    cp, off, low = (df.xs(v, level="variant") for v in ("cleanpass", "cleanpass_nofold", "lowered"))
+    assert off["ok"].all() and off["bitwise_equal"].all()
+    assert set(off.index.get_level_values("workload")) == set(FOLDED)
+    for workload, folded in FOLDED.items():
+        c, o, lo = cp.loc[workload], off.loc[workload], low.loc[workload]
+        assert (o["clones_after"] == c["clones_after"] + folded).all(), workload
+        assert (o["bytes_exact"] <= lo["bytes_exact"]).all() and (o["copies"] <= lo["copies"]).all()
+        if folded:
+            assert (o["copies"] > c["copies"]).all() and (o["bytes_exact"] > c["bytes_exact"]).all(), workload
+        else:
+            assert (o["copies"] == c["copies"]).all() and (o["bytes_exact"] == c["bytes_exact"]).all()
+    for workload in ("fused_add_rms_norm", "rms_norm"):
+        assert (off.loc[workload, "bytes_exact"] == low.loc[workload, "bytes_exact"]).all()
+        assert (2 * cp.loc[workload, "bytes_exact"] < low.loc[workload, "bytes_exact"] * 1.01).all()
+    table = summary.summarize(run.results, results.variant_infos(run.env)).set_index("workload")
+    assert table.loc["fused_add_rms_norm", "without_folding"] == "0%"
+    assert table.loc["fused_add_rms_norm", "bytes_saved"] == "50%"
+    assert table.loc["donated_chain", "without_folding"] == table.loc["donated_chain", "bytes_saved"]
 
 
 def test_cleanpass_is_bit_identical_to_lowered_and_never_costs_more(run):
