@@ -70,8 +70,9 @@ def headline_table(rows: pd.DataFrame, infos: Sequence[VariantInfo],
             continue
         tokens = int(mine["num_tokens"].max())
         at = group[group["num_tokens"] == tokens].set_index("variant")
-        c, b, i = ({} if v not in at.index else at.loc[v].to_dict() for v in (cand, base, bound))
-        p50 = {name: float(r.get("latency_us_p50", math.nan)) for name, r in (("c", c), ("b", b), ("i", i))}
+        c, b, i, u = ({} if v not in at.index else at.loc[v].to_dict() for v in (cand, base, bound, unfolded))
+        p50 = {name: float(r.get("latency_us_p50", math.nan))
+               for name, r in (("c", c), ("b", b), ("i", i), ("u", u))}
         workload, model, hidden, dtype = key
         lines.append({
             "workload (model, tokens)": f"`{workload}` ({model or f'hidden {hidden}'}, {tokens})",
@@ -79,8 +80,7 @@ def headline_table(rows: pd.DataFrame, infos: Sequence[VariantInfo],
             f"clones {base} -> {cand}": f"{_int(b.get('clones_before'))} -> {_int(c.get('clones_after'))}",
             f"copies {base} -> {cand}": f"{_int(b.get('copies'))} -> {_int(c.get('copies'))}",
             f"{base} us": _us(p50["b"]),
-            **({f"{unfolded} us": _us(float(at.loc[unfolded].get("latency_us_p50", math.nan))
-                                       if unfolded in at.index else math.nan)} if unfolded else {}),
+            **({f"{unfolded} us": _us(p50["u"])} if unfolded else {}),
             f"{cand} us": _us(p50["c"]),
             "speedup": f"{p50['b'] / p50['c']:.2f}x" if p50["c"] > 0 and p50["b"] > 0 else "",
             f"{cand} % of peak": f"{c['pct_of_peak']:.1f}" if _known(c.get("pct_of_peak")) else "",
