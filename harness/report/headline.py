@@ -55,13 +55,11 @@ def headline_table(rows: pd.DataFrame, infos: Sequence[VariantInfo],
                    ratios: pd.DataFrame | None = None) -> pd.DataFrame:
     """One line per (workload, model, hidden, dtype) at the largest token count the pass ran."""
     base, cand, bound = (role(infos) or "" for role in (baseline_variant, pass_variant, bound_variant))
-    unfolded = unfolded_variant(infos)
     live = measured_rows(rows)
     if live.empty or not cand:
         return pd.DataFrame()
     live = live.assign(model=live["model"].fillna("") if "model" in live else "")
-    if unfolded not in set(live["variant"]):  # declared but not run (``--variants``): no column
-        unfolded = None
+    unfolded = unfolded_variant(infos, live)
     ratios = ratios if ratios is not None else pd.DataFrame()
     lines = []
     for key, group in live.groupby(_GROUP, sort=True):

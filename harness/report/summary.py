@@ -44,9 +44,7 @@ def summarize(df: pd.DataFrame, infos: Sequence[VariantInfo]) -> pd.DataFrame:
     cand = pass_variant(infos) or ""
     ref = reference_variant(infos) or ""
     bound = bound_variant(infos) or ""
-    unfolded = unfolded_variant(infos)
-    if unfolded not in set(df["variant"]):  # declared but not run (``--variants``): no column
-        unfolded = None
+    unfolded = unfolded_variant(infos, df)
     out = []
     lat = _pivot(df, "latency_us_p50")
     col = byte_column(df)

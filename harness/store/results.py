@@ -162,12 +162,14 @@ def unfolded_name(pass_name: str) -> str:
     return f"{pass_name}_nofold"
 
 
-def unfolded_variant(infos: Sequence[VariantInfo]) -> str | None:
-    """The pass with folding off (elimination alone), when the run declares it: what the pass
-    saves beyond it is folding's share."""
+def unfolded_variant(infos: Sequence[VariantInfo], rows: pd.DataFrame | None = None) -> str | None:
+    """The pass with folding off (elimination alone), when the run declares it and, given its
+    ``rows``, ran it (``--variants`` may leave it out): what the pass saves beyond it is folding's."""
     cand = pass_variant(infos)
     name = unfolded_name(cand) if cand else None
-    return name if any(i.name == name for i in infos) else None
+    if not any(i.name == name for i in infos):
+        return None
+    return name if rows is None or name in set(rows["variant"]) else None
 
 
 def reference_variant(infos: Sequence[VariantInfo]) -> str | None:
