@@ -195,6 +195,9 @@ class Row:
     device: str = "cpu"
     device_name: str = ""
     suite: str = ""
+    # which compile pipeline made the row: "ours" (workloads.pipeline), "vllm-backend" (vLLM's
+    # VllmBackend on IR-op models) or "vllm-engine" (vllm.LLM on vLLM's model code)
+    pipeline: str = "ours"
     status: Status = Status.OK
     ok: bool = True
     error: str = ""
@@ -387,10 +390,12 @@ def normalize_frame(df: pd.DataFrame) -> pd.DataFrame:
     df["schema_version"] = df["schema_version"].fillna(LEGACY_SCHEMA_VERSION)
     if "run_id" not in df.columns:
         df["run_id"] = ""
+    if "pipeline" not in df.columns:  # every row before vLLM's pipelines came from ours
+        df["pipeline"] = "ours"
     for c in ("num_tokens", "hidden", "block_count", "reps", "schema_version"):
         df[c] = df[c].astype("int64")
     for c in ("error", "model", "numerics", "device_name", "suite", "status", "timer",
-              "bitwise_partner", "run_id", "bytes_note"):
+              "bitwise_partner", "run_id", "bytes_note", "pipeline"):
         df[c] = df[c].fillna("").astype(str)
     return df.reset_index(drop=True)
 
