@@ -9,7 +9,7 @@ from typing import Iterator
 
 from torch.fx import Graph, GraphModule, Node
 
-from . import _compat, decisions
+from . import _compat, decisions, eager_vals, refake
 from .dead import erase_dead_code
 from .facts import GraphFacts
 from .fold import fold_clones
@@ -41,6 +41,9 @@ def _run_sound(graph: Graph, donated: tuple[int, ...],
     None if the graph is unreadable."""
     clones = _erase_dead_code(graph, report)
     try:
+        # a real-tensor trace's values hide aliasing: re-derive them on fake tensors, or keep all
+        if clones and not refake.aliasing_recorded(graph) and not refake.refresh(graph):
+            raise ValueError("aliasing not recorded by the trace and not re-derivable")
         facts = GraphFacts(graph, donated)
     except Exception:  # a graph the analysis cannot read: keep everything, say why
         log.warning("cleanpass: analysis failed; keeping all %d clones", len(clones), exc_info=True)
@@ -110,11 +113,13 @@ def eliminate_clones_in_graph(graph: Graph, donated: tuple[int, ...] = (),
     donated = tuple(sorted(set(int(i) for i in donated)))
     shape_env = _compat.shape_env_of(graph)
     guards_before = _compat.guard_count(shape_env)
+    records = eager_vals.snapshot(graph)
     with _gc_paused():
         if policy == "vllm":
             run_reference(graph, donated, report)
         else:
             _eliminate_and_fold(graph, donated, report, fold)
+    eager_vals.refresh(graph, records)  # Inductor's stride contract, true for the new arguments
     report.seconds = time.perf_counter() - started
     report.guards_added = _compat.guard_texts(shape_env, guards_before)
     if report.guards_added:

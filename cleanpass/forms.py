@@ -122,3 +122,18 @@ def accepts_layout(target: object, argument: str, value: torch.Tensor) -> bool:
         return bool(verdict(value)) if callable(verdict) else bool(verdict)
     except Exception:  # a predicate that cannot decide declines
         return False
+
+
+def _verdict_key(verdict: object) -> str:
+    return repr(verdict) if isinstance(verdict, bool) else getattr(verdict, "__qualname__", type(verdict).__name__)
+
+
+def registered_facts() -> str:
+    """Every registered kernel fact as one stable text: a compile cache key must change with it
+    (a kernel declared foldable changes what the pass emits for the same graph)."""
+    forms = sorted(f"{form.inplace}->{form.out_of_place}:{form.outputs}:"
+                   f"{[(m, _verdict_key(v)) for m, v in form.overwrites]}:{form.any_input_layout}"
+                   for form in _FORMS.values())
+    layouts = sorted(f"{kernel}:{sorted((a, _verdict_key(v)) for a, v in declared.items())}"
+                     for kernel, declared in _ANY_LAYOUT.items())
+    return ";".join(forms + layouts)
