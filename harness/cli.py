@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import signal
 import sys
 import tempfile
@@ -33,6 +34,11 @@ from harness.store.atomic import atomic_write
 from harness.store.baseline import InputError
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+#: Where runs go unless ``--out`` says otherwise: a git-ignored folder, so a local run never
+#: dirties the checkout. ``results/runs/`` holds only runs someone chose to commit (``keep``).
+LOCAL_RUNS = "results/local"
+KEPT_RUNS = "results/runs"
 
 
 def _split(values: Sequence[str] | None) -> list[str] | None:
@@ -96,9 +102,17 @@ def add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tokens", nargs="+", type=int, metavar="N", help="token counts instead of the suite's")
     p.add_argument("--variants", nargs="+", metavar="NAME", help="only these variants")
     p.add_argument("--shard", metavar="K/N", help="run only shard K of N of the case matrix")
-    p.add_argument("--out", metavar="DIR", help="run directory (default results/runs/<utc>_<commit>/)")
-    p.add_argument("--results-root", default="results/runs", help=argparse.SUPPRESS)
+    p.add_argument("--out", metavar="DIR", help=f"run directory (default {LOCAL_RUNS}/<utc>_<commit>/, "
+                   f"git-ignored; `keep` copies a run into {KEPT_RUNS}/ to commit it)")
+    p.add_argument("--results-root", default=LOCAL_RUNS, help=argparse.SUPPRESS)
+    p.add_argument("--workloads-module", nargs="+", metavar="MODULE", default=[],
+                   help="import workloads from these modules too (each defines WORKLOAD or WORKLOADS); "
+                        "installed packages can register theirs under the entry point group "
+                        "'cleanpass.workloads'")
     p.add_argument("--no-progress", action="store_true", help="no progress line")
+    p.add_argument("--no-report", action="store_true", help="do not write report.md/report.html")
+    p.add_argument("-v", "--detail", action="count", default=0,
+                   help="also print the per-workload table, every in-run ratio and every failed row")
     p.add_argument("--attribution", action="store_true",
                    help="profile every variant: kernel time per class into attribution.parquet")
     p.add_argument("--cpu-threads", type=int, default=api.CPU_THREADS, metavar="N",
@@ -110,12 +124,14 @@ def add_run(sub: argparse._SubParsersAction) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     _sigterm_as_interrupt()
     try:
+        catalog = api.load_workloads(args.workloads_module)
         result = api.run(suite=args.suite, device=args.device, workloads=_split(args.workloads),
                          dtypes=_split(args.dtypes), tokens=args.tokens, variants=_split(args.variants),
                          shard=args.shard, out=args.out, results_root=args.results_root,
                          progress=ProgressLine(enabled=not args.no_progress), attribution=args.attribution,
-                         cpu_threads=args.cpu_threads or None, skip=_split(args.skip_workloads))
-    except (ValueError, KeyError, FileExistsError, RuntimeError) as e:
+                         cpu_threads=args.cpu_threads or None, skip=_split(args.skip_workloads),
+                         catalog=catalog)
+    except (ValueError, KeyError, FileExistsError, RuntimeError, ImportError) as e:
         print(f"harness run: {e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
@@ -125,28 +141,64 @@ def cmd_run(args: argparse.Namespace) -> int:
     ratios = _store_ratios(result.run_dir)
     if result.env.get("interrupted"):
         print("harness run: INTERRUPTED; the run directory holds the cases that finished", file=sys.stderr)
-    print()
-    print(f"run: {result.run_dir}")
-    print(f"device: {result.env['device']} ({result.env['device_name']}), measured copy bandwidth "
-          f"{result.env['peak_gbps_measured'] or float('nan'):.1f} GB/s, suite {args.suite}, "
-          f"{len(df)} rows in {result.seconds:.0f}s")
     infos = results.variant_infos(result.env, df)
-    print(summary.format_summary(summary.summarize(df, infos)))
-    if ratios is not None:
-        print(f"\nin-run ratios (median of paired blocks, 95% CI), {ratios.name}:")
-        _say(_run_ratio_lines(pd.read_parquet(ratios)))
-    failed = df[~df["ok"]]
-    if len(failed):
-        print(f"\n{len(failed)} failed rows:")
-        for r in failed.head(20).itertuples():
-            print(f"  {r.workload} {r.dtype} t={r.num_tokens} h={r.hidden} {r.variant} "
-                  f"[{results.outcome(r.status, r.ok, r.expected_wrong).value}]: {r.error[:200]}")
+    print(f"{args.suite} suite on {result.env['device']} ({result.env['device_name']}): {len(df)} rows "
+          f"in {result.seconds:.0f}s, measured copy bandwidth "
+          f"{result.env['peak_gbps_measured'] or float('nan'):.1f} GB/s")
+    _say(summary.format_brief(df, infos))
+    if args.detail:
+        _say(_detail_lines(df, infos, ratios))
+    print(f"results: {result.run_dir}")
+    if not args.no_report:
+        paths = document.build_report(baseline.load_run(result.run_dir), result.run_dir)
+        print(f"report:  {paths.markdown} (and {paths.html.name}, {len(paths.figures)} figures)")
     # the reference pass has known holes: its failures are findings, not run failures
     reference = {i.name for i in infos if i.reference}
-    real = failed[~failed["variant"].isin(reference)]
+    real = df[~df["ok"] & ~df["variant"].isin(reference)]
     if result.env.get("interrupted"):
         return EXIT_INTERRUPTED
     return EXIT_FAIL if len(real) else EXIT_OK
+
+
+def _detail_lines(df: pd.DataFrame, infos: list, ratios: Path | None) -> list[str]:
+    """What ``run -v`` adds: the per-workload summary, every in-run ratio, every failed row."""
+    lines = ["", summary.format_summary(summary.summarize(df, infos))]
+    if ratios is not None:
+        lines.append(f"\nin-run ratios (median of paired blocks, 95% CI), {ratios.name}:")
+        lines += _run_ratio_lines(pd.read_parquet(ratios))
+    failed = df[~df["ok"]]
+    if len(failed):
+        lines.append(f"\n{len(failed)} failed rows:")
+        lines += [f"  {r.workload} {r.dtype} t={r.num_tokens} h={r.hidden} {r.variant} "
+                  f"[{results.outcome(r.status, r.ok, r.expected_wrong).value}]: {r.error[:200]}"
+                  for r in failed.itertuples()]
+    return lines + [""]
+
+
+# ---- keep: commit a local run ------------------------------------------------------------
+
+def add_keep(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("keep", help=f"copy a run directory into {KEPT_RUNS}/ to commit it")
+    p.add_argument("run", type=Path, metavar="DIR", help="the run directory (e.g. one under results/local/)")
+    p.add_argument("--name", help="folder name under results/runs/ (default: the run's own)")
+    p.add_argument("--into", type=Path, default=Path(KEPT_RUNS), help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_keep)
+
+
+def cmd_keep(args: argparse.Namespace) -> int:
+    try:
+        results.read_run(args.run)  # only a readable run directory is worth committing
+    except (FileNotFoundError, ValueError, KeyError) as exc:
+        print(f"ERROR {args.run} is no run directory: {exc}")
+        return EXIT_USAGE
+    target = args.into / (args.name or args.run.resolve().name)
+    if target.exists():
+        print(f"ERROR {target} exists; runs are never overwritten (pick --name)")
+        return EXIT_USAGE
+    args.into.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(args.run, target)
+    print(f"kept {args.run} as {target}; commit it with: git add {target} && git commit -m '...' -- {target}")
+    return EXIT_OK
 
 
 # ---- merge -------------------------------------------------------------------------------
@@ -154,7 +206,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def add_merge(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("merge", help="join shard run directories into one run directory")
     p.add_argument("dirs", nargs="+", metavar="DIR")
-    p.add_argument("--out", metavar="DIR", help="merged run directory (default results/runs/<utc>_<commit>/)")
+    p.add_argument("--out", metavar="DIR", help=f"merged run directory (default {LOCAL_RUNS}/<utc>_<commit>/)")
     p.set_defaults(func=cmd_merge)
 
 
@@ -162,7 +214,7 @@ def cmd_merge(args: argparse.Namespace) -> int:
     try:
         out = shard.merge_runs(args.dirs, lambda: (
             results.claim_out_dir(args.out) if args.out
-            else results.new_run_dir("results/runs", envmod.git_commit()[0])))
+            else results.new_run_dir(LOCAL_RUNS, envmod.git_commit()[0])))
     except (ValueError, FileExistsError, FileNotFoundError) as e:
         print(f"harness merge: {e}", file=sys.stderr)
         return EXIT_USAGE
@@ -400,14 +452,14 @@ def cmd_nightly(args: argparse.Namespace) -> int:
 
 # ---- wiring ------------------------------------------------------------------------------
 
-COMMANDS = (add_run, add_merge, add_gate, add_baseline, add_report, add_nightly)
+COMMANDS = (add_run, add_keep, add_merge, add_gate, add_baseline, add_report, add_nightly)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m harness",
         description="cleanpass benchmark harness: measure (run, merge), judge (gate, nightly), "
-                    "store (baseline), report.")
+                    "store (baseline, keep), report.")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="-v info, -vv debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in COMMANDS:

@@ -1,12 +1,18 @@
 """The workload catalog: every module in ``workloads/models`` defines one ``WORKLOAD``.
 
-Adding a workload is adding one file; nothing here lists them.
+Adding a workload is adding one file; nothing here lists them. Workloads from outside the repo
+come in two ways, and then run like catalog ones: a module named at run time
+(``harness run --workloads-module my_pkg.my_workloads``, ``from_modules``), or an installed
+package's entry point in the group ``cleanpass.workloads`` (``from_entry_points``). Either
+points at a module defining ``WORKLOAD`` (or ``WORKLOADS``, a sequence), or at the workload itself.
 """
 from __future__ import annotations
 
 import abc
 import functools
 import importlib
+import importlib.metadata
+import types
 import logging
 import pkgutil
 from dataclasses import dataclass, field
@@ -161,14 +167,65 @@ def _discover() -> dict[str, Workload]:
     return found
 
 
-def all_workloads() -> dict[str, Workload]:
-    """Every workload, by name (discovered from ``workloads/models/*.py``)."""
-    return dict(_discover())
+#: The entry point group an installed package registers its workloads under.
+ENTRY_POINT_GROUP = "cleanpass.workloads"
+
+
+def _defined(obj: Any, where: str) -> list[Workload]:
+    """The workloads ``obj`` stands for: a Workload, a sequence of them, or a module defining
+    ``WORKLOAD`` or ``WORKLOADS``."""
+    if isinstance(obj, types.ModuleType):
+        found = getattr(obj, "WORKLOADS", None)
+        found = found if found is not None else getattr(obj, "WORKLOAD", None)
+        if found is None:
+            raise ValueError(f"{where} defines neither WORKLOAD nor WORKLOADS")
+        obj = found
+    items = [obj] if isinstance(obj, Workload) else list(obj) if isinstance(obj, (list, tuple)) else [obj]
+    for item in items:
+        if not isinstance(item, Workload):
+            raise TypeError(f"{where}: {item!r} is not a workloads.catalog.Workload")
+    return items
+
+
+def _merge(into: dict[str, Workload], items: Sequence[Workload], where: str) -> None:
+    for wl in items:
+        if wl.name in into and into[wl.name] is not wl:
+            raise ValueError(f"{where}: workload name {wl.name!r} is taken")
+        into[wl.name] = wl
+
+
+def from_modules(names: Sequence[str]) -> dict[str, Workload]:
+    """The workloads the modules ``names`` define (imported by name: on ``sys.path``)."""
+    found: dict[str, Workload] = {}
+    for name in names:
+        _merge(found, _defined(importlib.import_module(name), f"module {name}"), f"module {name}")
+    return found
+
+
+def from_entry_points() -> dict[str, Workload]:
+    """The workloads installed packages register under ``ENTRY_POINT_GROUP``."""
+    found: dict[str, Workload] = {}
+    for point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        where = f"entry point {point.name} = {point.value}"
+        _merge(found, _defined(point.load(), where), where)
+    return found
+
+
+def all_workloads(modules: Sequence[str] = ()) -> dict[str, Workload]:
+    """Every workload, by name: the catalog (``workloads/models/*.py``), those installed packages
+    register (``ENTRY_POINT_GROUP``) and those of ``modules``; a name may be taken once."""
+    found = dict(_discover())
+    _merge(found, list(from_entry_points().values()), f"group {ENTRY_POINT_GROUP}")
+    _merge(found, list(from_modules(modules).values()), "--workloads-module")
+    return found
 
 
 def get(name: str) -> Workload:
-    """One workload by name."""
-    try:
+    """One workload by name (the catalog's, or an installed package's)."""
+    if name in _discover():
         return _discover()[name]
+    known = all_workloads()
+    try:
+        return known[name]
     except KeyError:
-        raise KeyError(f"unknown workload {name!r}; known: {sorted(_discover())}") from None
+        raise KeyError(f"unknown workload {name!r}; known: {sorted(known)}") from None

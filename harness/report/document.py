@@ -69,22 +69,17 @@ def _cell(value: object) -> str:
 
 
 def markdown_table(frame: pd.DataFrame) -> str:
-    """GitHub-flavoured markdown table (no tabulate dependency)."""
+    """GitHub-flavoured markdown table (no tabulate dependency); a column with no value in any
+    row is left out (an empty column tells the reader nothing)."""
     if frame.empty:
         return "_(none)_"
     cols = [str(c) for c in frame.columns]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    for rec in frame.itertuples(index=False, name=None):
-        cells = [_cell(v).replace("|", "\\|").replace("\n", " ") for v in rec]
-        lines.append("| " + " | ".join(cells) + " |")
+    body = [[_cell(v).replace("|", "\\|").replace("\n", " ") for v in rec]
+            for rec in frame.itertuples(index=False, name=None)]
+    keep = [j for j in range(len(cols)) if any(row[j] for row in body)]
+    lines = ["| " + " | ".join(cols[j] for j in keep) + " |", "|" + "|".join("---" for _ in keep) + "|"]
+    lines += ["| " + " | ".join(row[j] for j in keep) + " |" for row in body]
     return "\n".join(lines)
-
-
-def html_table(frame: pd.DataFrame) -> str:
-    if frame.empty:
-        return "<p><em>(none)</em></p>"
-    return frame.to_html(index=False, border=0, classes="data", na_rep="",
-                         float_format=lambda v: f"{v:,.4g}")
 
 
 CSS = """
@@ -92,13 +87,11 @@ body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;mar
 max-width:1100px;color:#222;line-height:1.45;padding:0 1em}
 h1{font-size:1.6em;border-bottom:2px solid #ddd;padding-bottom:.3em}
 h2{font-size:1.25em;margin-top:1.8em;border-bottom:1px solid #eee}
-table.data{border-collapse:collapse;font-size:.82em;margin:.6em 0 1.2em}
-table.data th,table.data td{border:1px solid #ddd;padding:3px 8px;text-align:left;
-font-variant-numeric:tabular-nums}
-table.data th{background:#f4f4f4}
-table.data tr:nth-child(even) td{background:#fafafa}
-img.figure{max-width:100%;border:1px solid #eee;margin:.5em 0}
-.verdict-fail{color:#b00020;font-weight:bold}.verdict-pass{color:#1b7f2a;font-weight:bold}
+table{border-collapse:collapse;font-size:.82em;margin:.6em 0 1.2em}
+th,td{border:1px solid #ddd;padding:3px 8px;text-align:left;font-variant-numeric:tabular-nums}
+th{background:#f4f4f4}
+tr:nth-child(even) td{background:#fafafa}
+img{max-width:100%;border:1px solid #eee;margin:.5em 0}
 code{background:#f4f4f4;padding:0 3px}
 """
 
@@ -118,40 +111,18 @@ def render_markdown(title: str, sections: list[Section]) -> str:
     return "\n".join(out)
 
 
-def render_html(title: str, sections: list[Section]) -> str:
-    body = [f"<h1>{html.escape(title)}</h1>"]
-    for sec in sections:
-        body.append(f"<h2>{html.escape(sec.title)}</h2>")
-        if sec.text:
-            for para in sec.text.split("\n\n"):
-                body.append(f"<p>{_inline_html(para)}</p>")
-        if sec.figure:
-            alt = html.escape(sec.figure_alt or sec.title)
-            body.append(f'<img class="figure" src="{html.escape(sec.figure)}" alt="{alt}">')
-        for caption, table in sec.tables:
-            if caption:
-                body.append(f"<h3>{html.escape(caption)}</h3>")
-            body.append(html_table(table))
+def render_html(title: str, markdown: str) -> str:
+    """The markdown report as a standalone page, rendered by markdown-it-py (CommonMark plus
+    GitHub's tables), so the HTML shows exactly what the markdown says."""
+    from markdown_it import MarkdownIt
+
+    body = MarkdownIt("commonmark", {"html": False}).enable("table").render(markdown)
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         f"<title>{html.escape(title)}</title><style>{CSS}</style></head>\n<body>\n"
-        + "\n".join(body)
+        + body
         + "\n</body></html>\n"
     )
-
-
-def _inline_html(text: str) -> str:
-    """Escape, then render **bold** and `code` spans and keep line breaks (the only markup
-    the sections use)."""
-    parts = html.escape(text).split("`")
-    for i in range(1, len(parts), 2):
-        parts[i] = f"<code>{parts[i]}</code>"
-    for i in range(0, len(parts), 2):
-        bold = parts[i].split("**")
-        for j in range(1, len(bold), 2):
-            bold[j] = f"<strong>{bold[j]}</strong>"
-        parts[i] = "".join(bold)
-    return "".join(parts).replace("\n", "<br>")
 
 
 # ---------------------------------------------------------------- sections
@@ -164,6 +135,19 @@ def _infos(run: RunData) -> list[VariantInfo]:
 
 def _live(rows: pd.DataFrame) -> pd.DataFrame:
     return measured_rows(rows)
+
+
+def glance_section(run: RunData) -> Section:
+    """What a reviewer asks first: did anything miscompile, what did the pass save, how far is
+    it from the ideal; then the per-workload brief ``harness run`` prints, and failed rows."""
+    from harness.report import summary
+
+    infos = _infos(run)
+    failed = summary.failure_groups(run.rows, infos)
+    tables = [("Per workload and dtype", summary.brief(run.rows, infos))]
+    if len(failed):
+        tables.append(("Failed rows, by workload, dtype and variant", failed))
+    return Section("At a glance", "\n".join(summary.overview(run.rows, infos)), tables)
 
 
 def summary_section(run: RunData) -> Section:
@@ -410,7 +394,7 @@ def build_report(
     fig_dir = out_dir / FIG_DIR
     config = config or GateConfig()
     made: list[Path] = []
-    sections = [summary_section(run)]
+    sections = [glance_section(run), summary_section(run)]
     headline = headline_section(run)
     sections += [headline] if headline is not None else []
     if against is not None:
@@ -430,7 +414,8 @@ def build_report(
         f"cleanpass report: {run.env.get('suite', '?')} suite on {run.device_name or run.device}"
         f" ({run.env.get('utc', '')})"
     )
-    md = atomic_write(out_dir / "report.md", render_markdown(title, sections), replace=True)
-    page = atomic_write(out_dir / "report.html", render_html(title, sections), replace=True)
+    text = render_markdown(title, sections)
+    md = atomic_write(out_dir / "report.md", text, replace=True)
+    page = atomic_write(out_dir / "report.html", render_html(title, text), replace=True)
     log.info("wrote %s and %s with %d figures", md, page, len(made))
     return ReportPaths(md, page, tuple(made))

@@ -22,8 +22,9 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from harness.store.results import (CASE_KEY, VariantInfo, baseline_variant, bound_variant, byte_column,
-                                   pass_variant, reference_variant, unfolded_variant)
+from harness.store.results import (CASE_KEY, Outcome, VariantInfo, baseline_variant, bound_variant,
+                                   byte_column, measured_rows, outcome, pass_variant, reference_variant,
+                                   unfolded_variant)
 
 _CASE = list(CASE_KEY)
 
@@ -95,3 +96,162 @@ def format_summary(s: pd.DataFrame) -> str:
     t["speedup"] = [f"{v:.2f}x" if v == v else "n/a" for v in t["speedup"]]
     t["vs_ideal"] = [f"{v:.2f}x" if v == v else "n/a" for v in t["vs_ideal"]]
     return t.to_string(index=False)
+
+
+# ---- the brief: what ``harness run`` prints and what the report opens with -----------------
+
+#: Failed-row groups the brief lists before pointing to the report.
+BRIEF_FAILURES = 8
+
+
+def _pipelines(df: pd.DataFrame) -> list[str]:
+    """The brief's grouping: by pipeline too when the run has rows from more than one."""
+    return ["pipeline"] if "pipeline" in df and df["pipeline"].nunique() > 1 else []
+
+
+def _variant_present(df: pd.DataFrame, name: str | None) -> bool:
+    return bool(name) and bool((df["variant"] == name).any())
+
+
+def _ratio_of_sums(g: pd.DataFrame, col: str, num: str, den: str) -> float:
+    """sum(num) / sum(den) of ``col`` over the cases both have (bytes moved, all token counts)."""
+    t = g.pivot_table(index=_CASE, columns="variant", values=col, aggfunc="first")
+    if num not in t or den not in t:
+        return math.nan
+    both = t[[num, den]].astype(float).dropna()
+    return float(both[num].sum() / both[den].sum()) if len(both) and both[den].sum() > 0 else math.nan
+
+
+def _geomean_ratio(g: pd.DataFrame, num: str, den: str) -> float:
+    """Geometric mean over cases of p50(num) / p50(den)."""
+    t = g.pivot_table(index=_CASE, columns="variant", values="latency_us_p50", aggfunc="first")
+    if num not in t or den not in t:
+        return math.nan
+    return _geomean(t[num].astype(float) / t[den].astype(float))
+
+
+def _x(v: float) -> str:
+    return f"{v:.3f}x" if v == v else "-"
+
+
+def brief(df: pd.DataFrame, infos: Sequence[VariantInfo], native: str = "native") -> pd.DataFrame:
+    """One row per workload and dtype (and pipeline, when the run mixes them): clones the
+    baseline holds -> the pass leaves (-> vLLM's own pass leaves, when it ran); bytes and time of
+    the pass relative to the baseline and to Inductor alone (``native``); whether every pass row
+    matched its partner bit for bit. Bytes are summed over the token counts; times are the
+    geometric mean of the per-case p50 ratios (below 1: the pass moves less, runs faster)."""
+    live = measured_rows(df)
+    base, cand = baseline_variant(infos) or "", pass_variant(infos) or ""
+    real = next((i.name for i in infos if i.reference and i.policy == "vllm-real"), None)
+    real = real if _variant_present(live, real) else None
+    if live.empty or not cand:
+        return pd.DataFrame()
+    col = byte_column(live)
+    live = live.assign(**{col: live[col].astype(float)})
+    keys = ["workload", "dtype"] + _pipelines(live)
+    chain = [base, cand] + ([real] if real else [])
+    out = []
+    for key, g in live.groupby(keys, sort=True):
+        counts = []
+        for v in chain:
+            rows = g[g["variant"] == v]
+            c = rows["clones_before" if v == base else "clones_after"].dropna()
+            counts.append(str(int(c.max())) if len(c) else "?")
+        mine = g[g["variant"] == cand]
+        exact = mine["bitwise_equal"].fillna(False).astype(bool) if "bitwise_equal" in mine else mine["ok"]
+        row = dict(zip(keys, key))
+        row.update({
+            "clones " + " -> ".join(chain): " -> ".join(counts),
+            f"bytes vs {base}": _x(_ratio_of_sums(g, col, cand, base)),
+            f"bytes vs {native}": _x(_ratio_of_sums(g, col, cand, native)),
+            f"time vs {base}": _x(_geomean_ratio(g, cand, base)),
+            f"time vs {native}": _x(_geomean_ratio(g, cand, native)),
+            "bit-exact": ("yes" if bool(exact.all()) else f"NO ({int((~exact).sum())} rows)")
+            if len(mine) else "-",
+        })
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def failure_groups(df: pd.DataFrame, infos: Sequence[VariantInfo]) -> pd.DataFrame:
+    """Failed rows grouped by workload, dtype, variant (and pipeline) and outcome: how many,
+    and the first row's reason in one line. Unexpected failures first."""
+    bad = measured_rows(df)
+    bad = bad[~bad["ok"].astype(bool)]
+    if bad.empty:
+        return pd.DataFrame(columns=["workload", "dtype", "variant", "outcome", "rows", "reason"])
+    keys = ["workload", "dtype", "variant"] + _pipelines(df)
+    out = []
+    for key, g in bad.groupby(keys, sort=True):
+        verdicts = pd.Series([outcome(s, bool(o), bool(e)).value for s, o, e in
+                              zip(g["status"], g["ok"], g["expected_wrong"].fillna(False))], index=g.index)
+        for verdict, h in g.groupby(verdicts):
+            reason = str(h["error"].iloc[0] or "").strip().splitlines()
+            out.append({**dict(zip(keys, key)), "outcome": verdict, "rows": len(h),
+                        "reason": (reason[0] if reason else "")[:120]})
+    table = pd.DataFrame(out)
+    return table.sort_values("outcome", key=lambda s: s != Outcome.UNEXPECTED.value, kind="stable")
+
+
+def format_brief(df: pd.DataFrame, infos: Sequence[VariantInfo]) -> list[str]:
+    """The few lines ``harness run`` ends with: the brief table, then failed rows, one line each."""
+    table = brief(df, infos)
+    lines = [table.to_string(index=False)] if not table.empty else ["(no pass rows measured)"]
+    base = baseline_variant(infos) or "lowered"
+    lines.append(f"  bytes: summed over token counts; time: geometric mean of p50 ratios; below 1 = "
+                 f"{pass_variant(infos) or 'the pass'} moves less / runs faster than {base} "
+                 f"(all clones kept) or native (Inductor alone)")
+    failed = failure_groups(df, infos)
+    if len(failed):
+        lines.append(f"failed: {int(failed['rows'].sum())} rows")
+        for r in failed.head(BRIEF_FAILURES).to_dict("records"):
+            where = " ".join(str(r[k]) for k in ("workload", "dtype", "variant", "pipeline") if k in r)
+            lines.append(f"  {where}: {r['rows']} rows, {r['outcome']}: {r['reason']}")
+        if len(failed) > BRIEF_FAILURES:
+            lines.append(f"  ... {len(failed) - BRIEF_FAILURES} more groups in the report")
+    return lines
+
+
+def overview(df: pd.DataFrame, infos: Sequence[VariantInfo]) -> list[str]:
+    """Three markdown bullets, the reviewer's first questions: did anything miscompile, what did
+    the pass save, how far is it from the hand-written bound."""
+    live = measured_rows(df)
+    base, cand = baseline_variant(infos) or "", pass_variant(infos) or ""
+    bound, ref = bound_variant(infos) or "", reference_variant(infos) or ""
+    mine = live[live["variant"] == cand]
+    if live.empty or mine.empty:
+        return ["- No row of the pass under test was measured."]
+    judged = [outcome(s, bool(o), bool(e)) for s, o, e in
+              zip(live["status"], live["ok"], live["expected_wrong"].fillna(False))]
+    unexpected = sum(j is Outcome.UNEXPECTED for j in judged)
+    expected = sum(j is Outcome.EXPECTED_WRONG for j in judged)
+    inexact = int((~mine["bitwise_equal"].fillna(False).astype(bool)).sum())
+    verdict = ("**No miscompile**" if not unexpected and not inexact else
+               f"**MISCOMPILE SUSPECTED**: {unexpected} unexpected failures")
+    lines = [f"- **Did anything miscompile?** {verdict}: `{cand}` matched `{base}` bit for bit on "
+             f"{len(mine) - inexact} of {len(mine)} rows; {unexpected} rows of any variant failed "
+             f"unexpectedly" + (f"; {expected} `{ref}` rows are wrong as the workloads predict "
+                                f"(the reference pass's holes)" if expected else "") + "."]
+    col = byte_column(live)
+    t = live.assign(**{col: live[col].astype(float)}).pivot_table(
+        index=_CASE, columns="variant", values=col, aggfunc="first")
+    clones_b = live[live["variant"] == base].groupby(["workload", "dtype"])["clones_before"].max().sum()
+    clones_a = mine.groupby(["workload", "dtype"])["clones_after"].max().sum()
+    saved = ""
+    if base in t and cand in t:
+        both = t[[base, cand]].dropna()
+        if len(both) and both[base].sum() > 0:
+            saved = (f"; bytes moved {both[base].sum() / 1e6:,.1f} MB -> {both[cand].sum() / 1e6:,.1f} MB "
+                     f"({100 * (1 - both[cand].sum() / both[base].sum()):.1f}% less, all cases summed)")
+    lines.append(f"- **What did the pass save?** clones {int(clones_b)} -> {int(clones_a)} (per workload "
+                 f"and dtype, summed){saved}; `{cand}` takes {_x(_geomean_ratio(live, cand, base))} the "
+                 f"time of `{base}` (geometric mean of p50 ratios; below 1 = the pass is faster).")
+    if bound and bound in t and cand in t:
+        both = t[[cand, bound]].dropna()
+        gap = both[cand].sum() / both[bound].sum() if len(both) and both[bound].sum() > 0 else math.nan
+        lines.append(f"- **How far from the ideal?** `{cand}` moves {_x(gap)} the bytes of `{bound}` "
+                     f"(the hand-written program, no clones) and takes {_x(_geomean_ratio(live, cand, bound))} "
+                     f"its time (geometric mean of p50 ratios; 1 = as good as hand-written).")
+    else:
+        lines.append(f"- **How far from the ideal?** the run has no `{bound or 'ideal'}` rows to compare with.")
+    return lines

@@ -32,11 +32,12 @@ class RunResult:
     seconds: float
 
 
-def load_workloads() -> dict[str, Any]:
-    """The workload catalog (imported lazily: the harness imports without it)."""
+def load_workloads(modules: Sequence[str] = ()) -> dict[str, Any]:
+    """The workload catalog, with the workloads installed packages register and those the
+    modules ``modules`` define (imported lazily: the harness imports without it)."""
     from workloads import catalog
 
-    return dict(catalog.all_workloads())
+    return dict(catalog.all_workloads(modules))
 
 
 #: CPU runs time single-threaded. Inductor's C++ kernels open an OpenMP parallel region on
@@ -64,7 +65,7 @@ def _intra_op_threads(n: int | None) -> Iterator[None]:
 def run(suite: str = "smoke", device: str = "auto", workloads: Sequence[str] | None = None,
         dtypes: Sequence[str] | None = None, tokens: Sequence[int] | None = None,
         variants: Sequence[str] | None = None, shard_spec: str | None = None, shard: str | None = None,
-        out: str | Path | None = None, results_root: str | Path = "results/runs",
+        out: str | Path | None = None, results_root: str | Path = "results/local",
         progress: runner.Progress | None = None, catalog: dict[str, Any] | None = None,
         plan: suites.TimingPlan | None = None, attribution: bool = False,
         cpu_threads: int | None = CPU_THREADS, skip: Sequence[str] | None = None) -> RunResult:
