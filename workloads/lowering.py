@@ -81,6 +81,9 @@ def _lower_inplace(graph: fx.Graph, node: fx.Node, impl: Impl) -> int:
             args[pos] = c
         call = graph.call_function(impl.kernel, tuple(args))
         call.meta["val"] = None
+    if node.meta.get("stack_trace"):  # where the user's code asked for the op (cleanpass.explain)
+        for made in (*clones.values(), call):
+            made.meta["stack_trace"] = node.meta["stack_trace"]
     outs = [clones[p] for p in impl.outputs]
     if len(outs) == 1 and not isinstance(node.meta.get("val"), (tuple, list)):
         node.replace_all_uses_with(outs[0])
