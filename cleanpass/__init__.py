@@ -7,7 +7,8 @@ See README.md in this folder for the invariants and `cleanpass.sound` for the ru
 from . import decisions, verify
 from .decisions import CloneReport, Decision
 from .donation import current_donated, donated_inputs
-from .forms import OutOfPlaceForm, out_of_place_form, register_any_layout, register_out_of_place
+from .forms import (OutOfPlaceForm, out_of_place_form, register_any_layout, register_effects_known,
+                    register_out_of_place)
 from .eliminate import POLICIES, eliminate_clones, eliminate_clones_in_graph
 from .inductor import CloneEliminationPass, hash_files
 
@@ -25,6 +26,7 @@ __all__ = [
     "hash_files",
     "out_of_place_form",
     "register_any_layout",
+    "register_effects_known",
     "register_out_of_place",
     "verify",
 ]

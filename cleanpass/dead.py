@@ -9,6 +9,13 @@ clone read its source instead), so this is done once, before deciding.
 Only aten ops are erased, and only those the schema says write nothing and torch does not mark
 impure, random or data-dependent: a custom kernel whose result is unused may still communicate
 or log, and a data-dependent op may define sizes other nodes' meta refers to.
+
+One kind of custom kernel call is dead too (D3 in docs/soundness.md): a kernel that declared
+its schema writes are its only effects (`cleanpass.register_effects_known`) whose every written
+argument is a clone used by nothing else. A clone is a private buffer, so nobody can observe
+what the kernel writes there; the call goes, then the clone. A kernel that did not declare it
+(it may communicate or log), or a call that also writes anything other than such a clone (a view
+of the clone, a graph input, a clone someone reads later), stays.
 """
 from __future__ import annotations
 
@@ -20,7 +27,8 @@ import torch
 from torch.fx import Graph, Node
 
 from ._compat import OpOverload, is_impure
-from .mutation import PerOp
+from .forms import effects_known
+from .mutation import PerOp, node_effect
 
 log = logging.getLogger(__name__)
 aten = torch.ops.aten
@@ -47,7 +55,18 @@ def _erasable(node: Node) -> bool:
         return False
     if is_clone(node) or node.target is operator.getitem:  # selecting an element does nothing
         return True
-    return isinstance(node.target, OpOverload) and _is_pure_aten(node.target) and not is_impure(node)
+    if not isinstance(node.target, OpOverload):
+        return False
+    if effects_known(node.target):
+        return _writes_only_private_clones(node)
+    return _is_pure_aten(node.target) and not is_impure(node)
+
+
+def _writes_only_private_clones(call: Node) -> bool:
+    """D3: every buffer the kernel writes is a clone that only this call uses."""
+    effect = node_effect(call)
+    return (not effect.opaque and bool(effect.writes)
+            and all(is_clone(written) and len(written.users) == 1 for written in effect.writes))
 
 
 def erase_dead_code(graph: Graph, on_clone: Callable[[Node], None]) -> list[Node]:

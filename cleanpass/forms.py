@@ -16,6 +16,10 @@ A kernel that reads the strides and storage offset of some arguments at run time
 value (a row kernel may need its leading dims to collapse without a copy). Only then may
 `cleanpass.strided` hand it the source view of a removed clone instead of the clone's dense copy.
 
+A kernel whose only effects are the writes its schema annotates says so with
+`register_effects_known`; only then may a call that writes nothing but private clones nobody
+reads be erased as dead (`cleanpass.dead`, condition D3).
+
 The registries are process-wide, like torch's own op registry: kernels register once at import.
 """
 from __future__ import annotations
@@ -124,6 +128,24 @@ def accepts_layout(target: object, argument: str, value: torch.Tensor) -> bool:
         return False
 
 
+_EFFECTS_KNOWN: set[OpOverload] = set()
+
+
+def register_effects_known(kernel: OpOverload) -> None:
+    """Declare that `kernel`'s only effects are the writes its schema annotates (`Tensor(a!)`):
+    no collective, no I/O, no state outside its arguments. Then a call whose written arguments
+    are clones nobody else uses is dead (`cleanpass.dead`). Without it a kernel is assumed to
+    act outside the graph, whatever else is registered for it."""
+    if not kernel._schema.is_mutable:
+        raise ValueError(f"{kernel}: only kernels that write an argument may declare their effects")
+    _EFFECTS_KNOWN.add(kernel)
+
+
+def effects_known(target: object) -> bool:
+    """Whether kernel `target` declared its schema writes are its only effects."""
+    return isinstance(target, OpOverload) and target in _EFFECTS_KNOWN
+
+
 def _verdict_key(verdict: object) -> str:
     return repr(verdict) if isinstance(verdict, bool) else getattr(verdict, "__qualname__", type(verdict).__name__)
 
@@ -136,4 +158,5 @@ def registered_facts() -> str:
                    for form in _FORMS.values())
     layouts = sorted(f"{kernel}:{sorted((a, _verdict_key(v)) for a, v in declared.items())}"
                      for kernel, declared in _ANY_LAYOUT.items())
-    return ";".join(forms + layouts)
+    known = sorted(f"effects:{kernel}" for kernel in _EFFECTS_KNOWN)
+    return ";".join(forms + layouts + known)

@@ -93,6 +93,35 @@ ITERATOR_READERS = frozenset(getattr(packet, name) for packet, name in (
     (aten.sum, "dim_IntList"), (aten.mean, "dim"), (aten.amax, "default"),
     (aten._softmax, "default")) if hasattr(packet, name))
 
+# S2e: pointwise ops whose every element is one correctly rounded IEEE operation (or a compare,
+# select or copy) of the inputs' elements at its index: a vector loop and a scalar tail give the
+# same bits, so neither strides nor traversal order can change a result; its layout follows the
+# inputs (re-run on fake tensors). add/sub only with alpha 1 (else a vector fma, a scalar
+# multiply-then-add). Transcendentals (sin, exp...) are not here: vector and scalar differ.
+_EXACT_NAMES = ("add.Tensor", "add.Scalar", "sub.Tensor", "sub.Scalar", "mul.Tensor", "mul.Scalar",
+                "div.Tensor", "div.Scalar", "neg.default", "abs.default", "maximum.default",
+                "minimum.default", "relu.default", "where.self", "eq.Tensor", "eq.Scalar",
+                "ne.Tensor", "ne.Scalar", "lt.Tensor", "lt.Scalar", "gt.Tensor", "gt.Scalar",
+                "le.Tensor", "le.Scalar", "ge.Tensor", "ge.Scalar")
+_EXACT_INPLACE_NAMES = ("add_.Tensor", "add_.Scalar", "sub_.Tensor", "sub_.Scalar", "mul_.Tensor",
+                        "mul_.Scalar", "div_.Tensor", "div_.Scalar", "neg_.default", "abs_.default",
+                        "relu_.default", "copy_.default", "fill_.Scalar", "zero_.default")
+
+
+def _aten_ops(names: tuple[str, ...]) -> frozenset:
+    found = []
+    for name in names:
+        packet, overload = name.split(".")
+        op = getattr(getattr(aten, packet, None), overload, None)
+        if op is not None:
+            found.append(op)
+    return frozenset(found)
+
+
+EXACT_POINTWISE = _aten_ops(_EXACT_NAMES)
+# S2f: their in-place forms, which write `self` (the first argument) and return it
+EXACT_INPLACE = _aten_ops(_EXACT_INPLACE_NAMES)
+
 # S2d: look only at sizes
 SIZE_ONLY = frozenset({aten.sym_size.int, aten.sym_numel.default})
 
@@ -171,6 +200,8 @@ def _reader_kind(target: OpOverload) -> str | None:
         return None
     if target in COPY_READERS:
         return "copy"
+    if target in EXACT_POINTWISE:
+        return "exact"
     if target in STRIDED_KERNEL_READERS:
         return "strided-kernel"
     if target in ITERATOR_READERS or torch.Tag.pointwise in target.tags:
@@ -195,9 +226,12 @@ def _traversal(fake: torch.Tensor, merges: bool) -> tuple | None:
 
 
 def _same_arithmetic(user: Node, kind: str, values: dict[Node, Any]) -> bool:
-    """S2c: every changed input of the reader is walked as before (bit-identical results)."""
+    """S2c: every changed input of the reader is walked as before (bit-identical results);
+    S2e: exact pointwise ops need no such walk, only alpha 1."""
     if kind == "copy":
         return True
+    if kind == "exact":
+        return _alpha_is_one(user)
     for arg in user.all_input_nodes:
         if arg in values:
             old, new = fake_tensor(arg), values[arg]
@@ -207,6 +241,28 @@ def _same_arithmetic(user: Node, kind: str, values: dict[Node, Any]) -> bool:
             if before is None or before != after:
                 return False
     return True
+
+
+def _alpha_is_one(call: Node) -> bool:
+    """add/sub's `alpha` absent or 1 (the only schema argument after `other` of these ops)."""
+    alpha = call.kwargs.get("alpha", call.args[2] if len(call.args) > 2 else 1)
+    return type(alpha) in (int, float) and alpha == 1
+
+
+def _exact_writer(user: Node, values: dict[Node, Any], fake_mode: Any) -> str | None:
+    """S2f: an exact in-place op (or `copy_`) reading or writing changed values; its result is
+    `self`, so when `self` changed its readers are checked in turn."""
+    if not _alpha_is_one(user):
+        return decisions.STRIDED_USER
+    try:
+        new = rerun_on_fakes(user, values, fake_mode)
+    except Exception:
+        log.debug("cleanpass: re-running %s on the new layout failed", user.name, exc_info=True)
+        return decisions.STRIDED_UNVERIFIED
+    written = user.args[0] if user.args else None
+    if isinstance(written, Node) and written in values:
+        values[user] = new
+    return None
 
 
 def _still_a_view(user: Node, new: Any, values: dict[Node, Any]) -> bool:
@@ -246,6 +302,8 @@ def _visit(user: Node, values: dict[Node, Any], fake_mode: Any) -> str | None:
         return None
     if declares_any_layout(target):
         return None if _kernel_takes(user, values) else decisions.STRIDED_USER
+    if target in EXACT_INPLACE:
+        return _exact_writer(user, values, fake_mode)
     kind = _reader_kind(target)
     if kind is not None:
         if not _same_arithmetic(user, kind, values):

@@ -101,3 +101,7 @@ cleanpass.register_out_of_place(
     ops.scale_head_.default, ops.scale_head_out.default, {"x": "x_out"},
     overwrites={"x": lambda call: call.args[1] >= call.args[0].meta["val"].shape[-1]},
     any_input_layout=True)
+# Their only effects are their schema writes: a call that writes only clones nobody reads is
+# dead (cleanpass.dead, D3). write_list and scale_head_ do not say so (the counter-cases).
+cleanpass.register_effects_known(ops.scale_.default)
+cleanpass.register_effects_known(ops.fused_add_norm_.default)
