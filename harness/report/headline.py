@@ -60,6 +60,7 @@ def headline_table(rows: pd.DataFrame, infos: Sequence[VariantInfo],
         return pd.DataFrame()
     live = live.assign(model=live["model"].fillna("") if "model" in live else "")
     unfolded = unfolded_variant(infos, live)
+    counted = "copies" in live and live["copies"].notna().any()  # runs before the column have none
     ratios = ratios if ratios is not None else pd.DataFrame()
     lines = []
     for key, group in live.groupby(_GROUP, sort=True):
@@ -76,7 +77,8 @@ def headline_table(rows: pd.DataFrame, infos: Sequence[VariantInfo],
             "workload (model, tokens)": f"`{workload}` ({model or f'hidden {hidden}'}, {tokens})",
             "dtype": dtype,
             f"clones {base} -> {cand}": f"{_int(b.get('clones_before'))} -> {_int(c.get('clones_after'))}",
-            f"copies {base} -> {cand}": f"{_int(b.get('copies'))} -> {_int(c.get('copies'))}",
+            **({f"copies {base} -> {cand}": f"{_int(b.get('copies'))} -> {_int(c.get('copies'))}"}
+               if counted else {}),
             f"{base} us": _us(p50["b"]),
             **({f"{unfolded} us": _us(p50["u"])} if unfolded else {}),
             f"{cand} us": _us(p50["c"]),

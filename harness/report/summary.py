@@ -150,6 +150,7 @@ def brief(df: pd.DataFrame, infos: Sequence[VariantInfo], native: str = "native"
     live = live.assign(**{col: live[col].astype(float)})
     keys = ["workload", "dtype"] + _pipelines(live)
     chain = [base, cand] + ([real] if real else [])
+    has_native = _variant_present(live, native)
     out = []
     for key, g in live.groupby(keys, sort=True):
         counts = []
@@ -163,9 +164,9 @@ def brief(df: pd.DataFrame, infos: Sequence[VariantInfo], native: str = "native"
         row.update({
             "clones " + " -> ".join(chain): " -> ".join(counts),
             f"bytes vs {base}": _x(_ratio_of_sums(g, col, cand, base)),
-            f"bytes vs {native}": _x(_ratio_of_sums(g, col, cand, native)),
+            **({f"bytes vs {native}": _x(_ratio_of_sums(g, col, cand, native))} if has_native else {}),
             f"time vs {base}": _x(_geomean_ratio(g, cand, base)),
-            f"time vs {native}": _x(_geomean_ratio(g, cand, native)),
+            **({f"time vs {native}": _x(_geomean_ratio(g, cand, native))} if has_native else {}),
             "bit-exact": ("yes" if bool(exact.all()) else f"NO ({int((~exact).sum())} rows)")
             if len(mine) else "-",
         })

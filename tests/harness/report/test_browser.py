@@ -8,6 +8,7 @@ silently. A developer without root and outside CI gets a skip with the command t
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -42,6 +43,16 @@ window.addEventListener('load', function () {
     }),
     tables: document.querySelectorAll('table').length,
     rows: document.querySelectorAll('table tr').length,
+    backticks: document.body.innerText.split('`').length - 1,
+    code: document.querySelectorAll('code').length,
+    emptyColumns: Array.from(document.querySelectorAll('table')).flatMap(function (t, ti) {
+      var head = Array.from(t.querySelectorAll('thead th')).map(function (h) { return h.textContent; });
+      var body = Array.from(t.querySelectorAll('tbody tr')).map(function (r) {
+        return Array.from(r.children).map(function (c) { return c.textContent.trim(); });
+      });
+      return head.map(function (h, j) { return [ti, h, body.some(function (r) { return r[j]; })]; })
+                 .filter(function (c) { return !c[2] || !c[1].trim(); });
+    }),
     headings: Array.from(document.querySelectorAll('h2')).map(function (h) { return h.textContent; })
   });
   document.body.appendChild(out);
@@ -83,7 +94,8 @@ def report_dir(tmp_path_factory) -> Path:
     return run
 
 
-def test_report_renders_with_figures_and_tables(chromium, report_dir):
+def _probe(chromium: str, report_dir: Path) -> dict:
+    """What the page shows once loaded in headless Chromium (``PROBE``'s JSON)."""
     page = (report_dir / "report.html").read_text()
     probe_page = report_dir / "probe.html"  # same folder: the figures' relative paths resolve
     probe_page.write_text(page.replace("</body>", PROBE + "\n</body>"))
@@ -91,7 +103,11 @@ def test_report_renders_with_figures_and_tables(chromium, report_dir):
     assert done.returncode == 0, done.stderr[-2000:]
     found = re.search(r'<pre id="cp-probe">(.*?)</pre>', done.stdout, re.S)
     assert found, f"probe did not run; DOM starts: {done.stdout[:500]}"
-    probe = json.loads(found.group(1).replace("&quot;", '"').replace("&amp;", "&"))
+    return json.loads(html.unescape(found.group(1)))
+
+
+def test_report_renders_with_figures_and_tables(chromium, report_dir):
+    probe = _probe(chromium, report_dir)
 
     srcs = {i["src"] for i in probe["images"]}
     assert srcs == {"figures/latency_vs_baseline.png", "figures/latency_vs_tokens.png",
@@ -101,6 +117,17 @@ def test_report_renders_with_figures_and_tables(chromium, report_dir):
     assert probe["tables"] >= 7 and probe["rows"] > 50
     assert {"Comparison with the baseline", "Latency against token count", "Numerics",
             "Bandwidth against the measured peak"} <= set(probe["headings"])
+    assert probe["headings"][0] == "At a glance"
+
+
+def test_report_shows_markdown_rendered_and_no_empty_column(chromium, report_dir):
+    """The page is the markdown rendered: `code` spans (the headline's workload names) become
+    code elements, no backtick is left in the text a reader sees, and every table column holds
+    a value in some row under a named header."""
+    probe = _probe(chromium, report_dir)
+    assert "`" in (report_dir / "report.md").read_text()  # the markdown has code spans to render
+    assert probe["backticks"] == 0 and probe["code"] > 5
+    assert probe["emptyColumns"] == []
 
 
 def test_report_screenshot_is_not_blank(chromium, report_dir, tmp_path):

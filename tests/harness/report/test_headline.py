@@ -49,10 +49,14 @@ def test_without_samples_the_ratio_falls_back_to_the_p50s_and_says_so(tmp_path):
 def test_a_failing_pass_row_is_marked_and_missing_counts_say_unknown(tmp_path):
     rows = make_rows(variants=("lowered", "cleanpass", "ideal"), tokens=(8,))
     rows.loc[rows.variant == "cleanpass", ["ok", "status", "error"]] = (False, "fail", "not bit-identical")
-    rows = rows.drop(columns=[c for c in ("copies",) if c in rows])
-    table = _table(tmp_path, rows)
+    rows["copies"] = 1.0
+    rows.loc[rows.variant == "cleanpass", "copies"] = float("nan")  # counted for lowered only
+    table = _table(tmp_path / "some", rows)
     assert set(table["cleanpass ok"]) == {"FAIL"}
-    assert all(cell.endswith("-> ?") or cell == "? -> ?" for cell in table["copies lowered -> cleanpass"])
+    assert set(table["copies lowered -> cleanpass"]) == {"1 -> ?"}
+    # a run written before the column counted none: the column says nothing, so it is left out
+    table = _table(tmp_path / "none", rows.drop(columns=["copies"]))
+    assert "copies lowered -> cleanpass" not in table and set(table["cleanpass ok"]) == {"FAIL"}
 
 
 def test_no_pass_rows_no_table():
