@@ -133,10 +133,23 @@ class VllmClonePass:
             _write_record(Path(self.report_dir), record)
 
     def uuid(self) -> str:
-        """Our sources, the switches and the registered kernel facts: vLLM's compile cache
-        must never serve a graph that another pass (or another configuration) compiled."""
+        """Our sources, the switches, the registered kernel facts and the graph's donated
+        inputs: a compile cache must never serve a graph that another pass, configuration or
+        donation compiled. (A model calling `maybe_inplace` and its functional twin have the
+        same post-grad graph; only the pass context tells them apart. Keyed without it, the
+        twin is served code that writes inputs its caller keeps: seen with Inductor's FX graph
+        cache inside `VllmBackend`.)"""
         return hash_files(_SOURCES, extra=f"vllm-slot;policy=sound;fold={self.fold};"
-                                          f"facts={registered_facts()}")
+                                          f"facts={registered_facts()};donated={_current_donation()}")
+
+
+def _current_donation() -> str:
+    """vLLM's donated input ids of the graph being compiled ('none' outside a compile)."""
+    try:
+        from vllm.compilation.passes.inductor_pass import get_pass_context
+        return str(sorted(get_pass_context().donated_input_ids or ()))
+    except Exception:  # no pass context: not inside vLLM's compile
+        return "none"
 
 
 #: marks the slot as ours, so a second `register()` in one process changes nothing

@@ -93,8 +93,9 @@ def _sigterm_as_interrupt() -> None:
 
 def add_run(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run a benchmark suite and write a run directory")
-    p.add_argument("--suite", choices=("smoke", "default", "nightly", "kernels"), default="smoke",
-                   help="kernels: each Triton kernel alone, %% of copy bandwidth (CPU: interpreter, untimed)")
+    p.add_argument("--suite", choices=("smoke", "default", "nightly", "kernels", "vllm"), default="smoke",
+                   help="kernels: each Triton kernel alone, %% of copy bandwidth (CPU: interpreter, untimed); "
+                        "vllm: models of vLLM's IR ops compiled by vLLM's own VllmBackend (needs vLLM: make vllm)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--workloads", nargs="+", metavar="NAME", help="only these workloads")
     p.add_argument("--skip-workloads", nargs="+", metavar="NAME", help="all workloads but these")

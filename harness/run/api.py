@@ -15,6 +15,7 @@ import pandas as pd
 from harness.run import env as envmod
 from harness.store import results
 from harness.run import kernel_suite
+from harness.run import vllm_backend
 from harness.run import runner
 from harness.run import suites
 from harness.run import variants as variantmod
@@ -74,7 +75,7 @@ def run(suite: str = "smoke", device: str = "auto", workloads: Sequence[str] | N
     ``cpu_threads``: torch's intra-op threads for a CPU run (None: leave torch's setting).
     ``skip``: workloads left out (after ``workloads`` picked).
     """
-    if suite not in suites.PLANS and suite != kernel_suite.SUITE:
+    if suite not in suites.PLANS and suite not in (kernel_suite.SUITE, vllm_backend.SUITE):
         raise ValueError(f"unknown suite {suite!r}")
     dev = envmod.resolve_device(device)
     with _intra_op_threads(cpu_threads if dev == "cpu" else None):
@@ -90,6 +91,8 @@ def _run(suite: str, dev: str, workloads: Sequence[str] | None, dtypes: Sequence
     t0 = time.perf_counter()
     if suite == kernel_suite.SUITE:
         return _run_kernels(dev, dtypes, tokens, out, results_root, t0)
+    if suite == vllm_backend.SUITE:
+        return _run_vllm_backend(dev, workloads, dtypes, out, results_root, t0)
     catalog = catalog if catalog is not None else load_workloads()
     cases = suites.case_matrix(catalog, suite, only=workloads,
                                dtypes=[suites.parse_dtype(d) for d in dtypes] if dtypes else None,
@@ -142,3 +145,27 @@ def _run_kernels(dev: str, dtypes: Sequence[str] | None, tokens: Sequence[int] |
     env["seconds"] = round(time.perf_counter() - t0, 1)
     results.write_run(run_dir, df, samples_df, env)
     return RunResult(run_dir, df, samples_df, env, time.perf_counter() - t0)
+
+
+def _run_vllm_backend(dev: str, models: Sequence[str] | None, dtypes: Sequence[str] | None,
+                      out: str | Path | None, results_root: str | Path, t0: float) -> RunResult:
+    """``--suite vllm``: models of vLLM's IR ops compiled by vLLM's own ``VllmBackend``, one row
+    per clone-slot arm (skipped rows with the reason where vLLM is not installed)."""
+    if dev != "cpu":
+        log.warning("--suite vllm runs our CPU provider; running on cpu instead of %s", dev)
+        dev = "cpu"
+    commit, _ = envmod.git_commit()
+    run_dir = results.claim_out_dir(out) if out else results.new_run_dir(results_root, commit)
+    peak = runner.measure_peak_gbps(dev)
+    env = envmod.collect_env(dev, vllm_backend.SUITE, peak)
+    env["variants"] = [info.to_json() for info in variantmod.declarations(
+        ["eager", *vllm_backend.ARM_VARIANTS.values()])]
+    picked = tuple(suites.parse_dtype(d) for d in dtypes) if dtypes else vllm_backend.DTYPES
+    rows = vllm_backend.run_rows(models, picked, progress=lambda what: log.info("vllm-backend: %s", what))
+    for row in rows:
+        row.device_name = env["device_name"]
+    df = results.stamp_run_id(results.rows_to_frame(rows, peak), Path(run_dir).name)
+    samples = results.samples_frame([])
+    env["seconds"] = round(time.perf_counter() - t0, 1)
+    results.write_run(run_dir, df, samples, env)
+    return RunResult(run_dir, df, samples, env, time.perf_counter() - t0)

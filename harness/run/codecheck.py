@@ -26,7 +26,8 @@ schema) must reach it as a buffer or a reinterpretation of one (``reinterpret_te
 ``as_strided``), and that storage must not be a temporary Inductor copied for this call: its
 last writer before the call may not be a copy kernel that carries the op's own node, nor an
 extern copy. A clone the FX graph asks for (our lowering's ``clone`` + in-place kernel) is fine:
-its kernel carries the clone's node, not the op's. Without provenance the check cannot tell the
+its kernel carries the clone's node, not only the op's (Inductor also names the op's node on a
+kernel that writes a graph value straight into the layout the op requires). Without provenance the check cannot tell the
 two apart and reports the argument as unverified.
 """
 from __future__ import annotations
@@ -237,6 +238,24 @@ def _is_stem_of(node: str, stems: Iterable[str]) -> bool:
     return any(re.fullmatch(re.escape(s) + r"(_\d+)?", node) for s in stems)
 
 
+def _layout_copy_for_extern(nodes: Sequence[str], stems: Iterable[str]) -> bool:
+    """Whether a generated kernel that carries an extern op's own node is a copy Inductor made
+    to give that op the layout it requires. Inductor names the op's node on every kernel it
+    realizes while lowering the op: the layout copy of a view (alone, or fused with the view's
+    producers: it then also carries the view's node), but also a graph clone or a computation
+    (a `mul`) written straight into the layout the op requires, which are no extra copy."""
+    own = {n for n in nodes if _is_stem_of(n, stems)}
+    if not own:
+        return False
+    others = [n for n in nodes if n not in own]
+    working = node_classes(others)
+    if not working:
+        return True
+    if "copy" in working:  # the graph's own clone: counted as such, not as Inductor's
+        return False
+    return any(not node_classes([n]) for n in others)  # a view was copied for the op
+
+
 def is_copy(launch: Launch, provenance: Provenance, extern_stems: Iterable[str] = ()) -> bool:
     """Whether one launch copies data (see the module docstring for the rules)."""
     if launch.kind == "method":
@@ -246,7 +265,7 @@ def is_copy(launch: Launch, provenance: Provenance, extern_stems: Iterable[str] 
         return qual is not None and name_class(qual.split("::", 1)[1].split(".")[0]) == "copy"
     nodes = _nodes(launch, provenance)
     if nodes:
-        return "copy" in node_classes(nodes) or any(_is_stem_of(n, extern_stems) for n in nodes)
+        return "copy" in node_classes(nodes) or _layout_copy_for_extern(nodes, extern_stems)
     tail = launch.name.split("fused_", 1)[-1]
     return any(name_class(tok) == "copy" for tok in tail.split("_") if tok)
 
@@ -401,6 +420,6 @@ def _temporary(writer: Launch, own: set[str] | None, provenance: Provenance, wra
     nodes = _nodes(writer, provenance)
     if own is None or nodes is None:
         return "unverified"
-    if own & set(nodes):
+    if _layout_copy_for_extern(nodes, own):
         return f"is written by {writer.name}, a copy Inductor made for this call (nodes {sorted(nodes)})"
     return ""

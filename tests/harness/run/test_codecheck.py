@@ -293,10 +293,27 @@ def test_triton_wrappers_are_read_too():
     report = codecheck.check_views(TRITON, prov, mutated)
     assert (report.checked, report.violations, report.unverified) == (1, [], [])
     # the add kernel also carries the op's node: a layout copy made for the call (and a copy)
-    prov["triton_poi_fused_add_1:2"] = ["add", "rms_norm_triton__default"]
+    # the add kernel also carries the op's node and a view it copied for the op: a layout copy
+    # made for the call (and a copy), fused with the view's producer
+    prov["triton_poi_fused_add_1:2"] = ["add", "rms_norm_triton__default", "slice_1"]
     (v,) = codecheck.check_views(TRITON, prov, mutated).violations
     assert "triton_poi_fused_add_1" in str(v)
     assert codecheck.count_copies([TRITON], prov) == 2
+
+
+def test_a_value_written_straight_into_the_layout_an_op_requires_is_no_copy():
+    """Inductor names the op's node on every kernel it realizes while lowering the op; a graph
+    computation realized in the layout the op requires (no view copied) is that computation.
+    Seen in vLLM's pipeline: `mul` feeding fused add + RMSNorm after its clone was removed."""
+    mutated = _mutated({"cleanpass_kernels::rms_norm_triton_.default": ((0, "x"),)})
+    prov = {"triton_poi_fused_clone_0:1": ["clone_default"],
+            "triton_poi_fused_add_1:2": ["add", "rms_norm_triton__default"],
+            "torch.ops.cleanpass_kernels.rms_norm_triton_.default:3": ["rms_norm_triton__default"]}
+    assert codecheck.check_views(TRITON, prov, mutated).violations == []
+    assert codecheck.count_copies([TRITON], prov) == 1
+    # the op's node alone on a kernel (besides views): the copy Inductor made for the op
+    prov["triton_poi_fused_add_1:2"] = ["rms_norm_triton__default", "slice_1"]
+    assert len(codecheck.check_views(TRITON, prov, mutated).violations) == 1
 
 
 def test_op_names_map_to_fx_node_names():
