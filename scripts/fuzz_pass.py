@@ -6,6 +6,8 @@ this runs new ones every time, for breadth: a nightly job, or a developer after 
 differential checker:
 
 - fake: random programs with static shapes (sound vs the reference policy, completeness);
+- real: the same generator's programs traced on real tensors too: decided clone by clone as
+  traced on fake tensors, and the completeness figures of the real traces;
 - oblivious: symbolic sizes that may be 0 or 1, checked at other sizes, no guard added;
 - strided: clones of strided and offset views of a fused projection (seeds from --seed).
 
@@ -13,7 +15,7 @@ Exit 1 on the first miscompile (or crash), with the program hypothesis shrank it
 seed. `--policy vllm` fuzzes the reference policy instead: it fails, which shows the fuzzer
 finds the holes a pass has.
 
-Usage: python scripts/fuzz_pass.py [--programs N] [--modes fake,oblivious,strided] [--seed S]
+Usage: python scripts/fuzz_pass.py [--programs N] [--modes fake,real,oblivious,strided] [--seed S]
                                    [--policy sound|vllm]
 """
 from __future__ import annotations
@@ -39,7 +41,7 @@ from tests.cleanpass import test_strided_property as strided_prop  # noqa: E402
 from tests.cleanpass.helpers import run_pass  # noqa: E402
 from tests.cleanpass.random_programs import programs  # noqa: E402
 
-MODES = ("fake", "oblivious", "strided")
+MODES = ("fake", "real", "oblivious", "strided")
 
 
 def _settings(n: int) -> settings:
@@ -68,6 +70,15 @@ def fuzz_fake(n: int, start: int, policy: str) -> str:
             f"{s['asserted']}; {prop.completeness(s)}")
 
 
+def fuzz_real(n: int, start: int, policy: str) -> str:
+    body = prop.test_real_and_fake_traces_decide_alike.hypothesis.inner_test
+    seed(start)(_settings(n)(given(programs())(body)))()
+    s = prop.REAL_STATS
+    return (f"real: {s['graphs']} programs traced on real and on fake tensors, decided alike, "
+            f"{s['clones']} clones: removed {s['removed_sound']} and folded {s['folded_sound']}, "
+            f"0 miscompiles; vllm wrong on {s['wrong']}, asserted on {s['asserted']}; {prop.completeness(s)}")
+
+
 def fuzz_oblivious(n: int, start: int, policy: str) -> str:
     body = prop.test_sound_policy_survives_symbolic_shapes.hypothesis.inner_test
     seed(start)(_settings(n)(given(program=programs(max_instructions=8))(
@@ -88,7 +99,7 @@ def fuzz_strided(n: int, start: int, policy: str) -> str:
     return f"strided: {n} programs (seeds {start}..{start + n - 1}), {removed} clones removed, {kept} kept, 0 miscompiles"
 
 
-FUZZERS = {"fake": fuzz_fake, "oblivious": fuzz_oblivious, "strided": fuzz_strided}
+FUZZERS = {"fake": fuzz_fake, "real": fuzz_real, "oblivious": fuzz_oblivious, "strided": fuzz_strided}
 
 
 def main(argv: list[str] | None = None) -> int:

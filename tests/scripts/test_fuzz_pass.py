@@ -20,9 +20,10 @@ def test_the_sound_policy_survives_fresh_programs_in_every_mode():
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "policy sound, seed 11" in out
-    for line in ("fake: 15 programs", "oblivious: 15 programs", "strided: 15 programs (seeds 11..25)"):
+    for line in ("fake: 15 programs", "real: 15 programs traced on real and on fake tensors, decided alike",
+                 "oblivious: 15 programs", "strided: 15 programs (seeds 11..25)"):
         assert line in out
-    assert out.count("0 miscompiles") == 3
+    assert out.count("0 miscompiles") == 4
     assert "sound removed at least as many on" in out and "left no copy of a clone vllm removed on" in out
 
 
