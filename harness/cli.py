@@ -73,8 +73,9 @@ class ProgressLine:
         what = f"{case.workload} {case.dtype_name} h={case.shape.hidden} t={case.shape.num_tokens}"
         line = (f"[{bar}] {done}/{total} {elapsed:5.0f}s eta {eta:4.0f}s  {what}"
                 + (f"  ({bad} failed)" if bad else ""))
-        if self.tty:
-            sys.stderr.write("\r" + line[:150].ljust(150) + ("\n" if done == total else ""))
+        if self.tty:  # one line that updates: never wider than the terminal, or it wraps
+            width = max(40, shutil.get_terminal_size().columns - 1)
+            sys.stderr.write("\r" + line[:width].ljust(width) + ("\n" if done == total else ""))
         else:
             sys.stderr.write(line + "\n")
         sys.stderr.flush()

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # CI check after the tests and the gated smoke run: they must leave the checkout as it was.
-# Tests write only to temporary folders; `git status` does not show empty directories, so the
-# run folders under results/runs/ are compared with the committed ones explicitly.
+# Tests write only to temporary folders; local runs (make bench, make smoke, harness run without
+# --out) go to results/local/, which git ignores. `git status` does not show empty directories,
+# so the run folders under results/runs/ (only runs someone committed, via `harness keep`) are
+# compared with the committed ones explicitly.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 status=0

@@ -169,7 +169,7 @@ def summary_section(run: RunData) -> Section:
 
 
 def headline_section(run: RunData) -> Section | None:
-    """The README's headline table, made from the run; None when no pass variant was measured."""
+    """The GPU headline table of docs/findings.md, made from the run; None when no pass variant was measured."""
     from harness.report.headline import headline_table
 
     table = headline_table(run.rows, _infos(run), ratiomod.ratio_table(run.samples))

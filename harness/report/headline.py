@@ -1,6 +1,6 @@
 """The headline table: one line per workload, model and dtype at its largest token count.
 
-This is the table the project's README quotes after a GPU night (pure: rows in, table out), so
+This is the table docs/findings.md quotes after a GPU night (pure: rows in, table out), so
 it is made from the run, never typed: clones and copies the pass leaves, the baseline's, the
 pass's and the bound's p50 (and the pass's with folding off, where the run has it: elimination
 alone), the speedup, how close the pass comes to the copy bandwidth, and

@@ -214,10 +214,11 @@ def test_keeps_written_clone_of_a_get_attr_constant():
     assert out.check.ok, out.check.problems
 
 
-def test_readme_lists_every_reason_string():
-    """Dashboards key on the reason strings; the README table is their documentation."""
+def test_docs_list_every_reason_string():
+    """Dashboards key on the reason strings; the table in docs/pass.md (linked from the README)
+    is their documentation."""
     from pathlib import Path
 
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    page = (Path(__file__).resolve().parents[2] / "docs" / "pass.md").read_text()
     for reason in (decisions.REMOVED, decisions.FOLDED, *decisions.KEEP_REASONS, *decisions.VLLM_KEEP_REASONS):
-        assert f"`{reason}`" in readme, reason
+        assert f"`{reason}`" in page, reason
