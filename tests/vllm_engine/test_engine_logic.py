@@ -223,3 +223,30 @@ def test_test_bed_does_nothing_unless_asked(monkeypatch):
     before = set(sys.modules)
     testbed.register()
     assert not testbed._done and not any(m == "vllm" or m.startswith("vllm.") for m in set(sys.modules) - before)
+
+
+def test_counting_slot_counts_around_whatever_pass_sits_in_the_slot():
+    import torch
+    from torch import fx
+
+    graph = fx.Graph()
+    x = graph.placeholder("x")
+    copies = [graph.call_function(torch.ops.aten.clone.default, (x,)) for _ in range(3)]
+    graph.output(tuple(copies))
+
+    class DropsFirst:
+        def __call__(self, g):
+            g.output_node().args = (tuple(copies[1:]),)
+            g.erase_node(copies[0])
+
+        def uuid(self):
+            return "drops-first"
+
+    record: dict = {}
+    slot = testbed._CountingSlot(DropsFirst(), record)
+    slot(graph)
+    assert record == {"clones_lowered": 3, "clones_after_slot": 2}
+    assert slot.uuid() == "drops-first"  # the slot's cache key stays the inner pass's
+    empty = testbed._EmptySlot()
+    empty(graph)
+    assert testbed.count_clones(graph) == 2 and empty.uuid() != "drops-first"
