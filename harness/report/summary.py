@@ -113,13 +113,27 @@ def _variant_present(df: pd.DataFrame, name: str | None) -> bool:
     return bool(name) and bool((df["variant"] == name).any())
 
 
-def _ratio_of_sums(g: pd.DataFrame, col: str, num: str, den: str) -> float:
-    """sum(num) / sum(den) of ``col`` over the cases both have (bytes moved, all token counts)."""
-    t = g.pivot_table(index=_CASE, columns="variant", values=col, aggfunc="first")
+def _byte_pairs(g: pd.DataFrame, col: str, num: str, den: str) -> pd.DataFrame:
+    """Per case, the bytes of ``num`` and ``den`` where both were counted at the row's own token
+    count: a compiled variant's count is taken once per compile group, at its largest token
+    count (``bytes_at_tokens``), and only there compares with another variant's. Zero or missing
+    counts are left out."""
+    rows = g[g["variant"].isin([num, den])]
+    if "bytes_at_tokens" in rows:
+        at = rows["bytes_at_tokens"].astype(float)
+        rows = rows[at.isna() | (at == rows["num_tokens"].astype(float))]
+    t = rows.assign(**{col: rows[col].astype(float)}).pivot_table(
+        index=_CASE, columns="variant", values=col, aggfunc="first")
     if num not in t or den not in t:
-        return math.nan
-    both = t[[num, den]].astype(float).dropna()
-    return float(both[num].sum() / both[den].sum()) if len(both) and both[den].sum() > 0 else math.nan
+        return pd.DataFrame(columns=[num, den])
+    both = t[[num, den]].dropna()
+    return both[(both[num] > 0) & (both[den] > 0)]
+
+
+def _ratio_of_sums(g: pd.DataFrame, col: str, num: str, den: str) -> float:
+    """sum(num) / sum(den) of the bytes over the cases both counted alike (``_byte_pairs``)."""
+    both = _byte_pairs(g, col, num, den)
+    return float(both[num].sum() / both[den].sum()) if len(both) else math.nan
 
 
 def _geomean_ratio(g: pd.DataFrame, num: str, den: str) -> float:
@@ -130,6 +144,10 @@ def _geomean_ratio(g: pd.DataFrame, num: str, den: str) -> float:
     return _geomean(t[num].astype(float) / t[den].astype(float))
 
 
+def _cases(n: int) -> str:
+    return f"{n} case" + ("" if n == 1 else "s")
+
+
 def _x(v: float) -> str:
     return f"{v:.3f}x" if v == v else "-"
 
@@ -138,8 +156,9 @@ def brief(df: pd.DataFrame, infos: Sequence[VariantInfo], native: str = "native"
     """One row per workload and dtype (and pipeline, when the run mixes them): clones the
     baseline holds -> the pass leaves (-> vLLM's own pass leaves, when it ran); bytes and time of
     the pass relative to the baseline and to Inductor alone (``native``); whether every pass row
-    matched its partner bit for bit. Bytes are summed over the token counts; times are the
-    geometric mean of the per-case p50 ratios (below 1: the pass moves less, runs faster)."""
+    matched its partner bit for bit. Bytes are summed over the cases both variants counted at
+    the row's own token count (``_byte_pairs``); times are the geometric mean of the per-case
+    p50 ratios (below 1: the pass moves less, runs faster)."""
     live = measured_rows(df)
     base, cand = baseline_variant(infos) or "", pass_variant(infos) or ""
     real = next((i.name for i in infos if i.reference and i.policy == "vllm-real"), None)
@@ -199,9 +218,11 @@ def format_brief(df: pd.DataFrame, infos: Sequence[VariantInfo]) -> list[str]:
     table = brief(df, infos)
     lines = [table.to_string(index=False)] if not table.empty else ["(no pass rows measured)"]
     base = baseline_variant(infos) or "lowered"
-    lines.append(f"  bytes: summed over token counts; time: geometric mean of p50 ratios; below 1 = "
-                 f"{pass_variant(infos) or 'the pass'} moves less / runs faster than {base} "
-                 f"(all clones kept) or native (Inductor alone)")
+    lines.append(f"  below 1: {pass_variant(infos) or 'the pass'} moves fewer bytes / takes less time than "
+                 f"{base} (every clone kept) or native (Inductor alone). Bytes: exact, summed over the "
+                 f"cases counted at their own token count; time: geometric mean of p50 ratios"
+                 + ("; CPU times on a shared machine are noisy, bytes are not (docs/timing.md)"
+                    if "device" in df and set(df["device"]) == {"cpu"} else ""))
     failed = failure_groups(df, infos)
     if len(failed):
         lines.append(f"failed: {int(failed['rows'].sum())} rows")
@@ -234,25 +255,26 @@ def overview(df: pd.DataFrame, infos: Sequence[VariantInfo]) -> list[str]:
              f"unexpectedly" + (f"; {expected} `{ref}` rows are wrong as the workloads predict "
                                 f"(the reference pass's holes)" if expected else "") + "."]
     col = byte_column(live)
-    t = live.assign(**{col: live[col].astype(float)}).pivot_table(
-        index=_CASE, columns="variant", values=col, aggfunc="first")
     clones_b = live[live["variant"] == base].groupby(["workload", "dtype"])["clones_before"].max().sum()
     clones_a = mine.groupby(["workload", "dtype"])["clones_after"].max().sum()
     saved = ""
-    if base in t and cand in t:
-        both = t[[base, cand]].dropna()
-        if len(both) and both[base].sum() > 0:
-            saved = (f"; bytes moved {both[base].sum() / 1e6:,.1f} MB -> {both[cand].sum() / 1e6:,.1f} MB "
-                     f"({100 * (1 - both[cand].sum() / both[base].sum()):.1f}% less, all cases summed)")
+    both = _byte_pairs(live, col, cand, base)
+    if len(both):
+        saved = (f"; bytes moved {both[base].sum() / 1e6:,.1f} MB -> {both[cand].sum() / 1e6:,.1f} MB "
+                 f"({100 * (1 - both[cand].sum() / both[base].sum()):.1f}% less, summed over the "
+                 f"{_cases(len(both))} counted at their own token count)")
     lines.append(f"- **What did the pass save?** clones {int(clones_b)} -> {int(clones_a)} (per workload "
                  f"and dtype, summed){saved}; `{cand}` takes {_x(_geomean_ratio(live, cand, base))} the "
                  f"time of `{base}` (geometric mean of p50 ratios; below 1 = the pass is faster).")
-    if bound and bound in t and cand in t:
-        both = t[[cand, bound]].dropna()
-        gap = both[cand].sum() / both[bound].sum() if len(both) and both[bound].sum() > 0 else math.nan
-        lines.append(f"- **How far from the ideal?** `{cand}` moves {_x(gap)} the bytes of `{bound}` "
-                     f"(the hand-written program, no clones) and takes {_x(_geomean_ratio(live, cand, bound))} "
-                     f"its time (geometric mean of p50 ratios; 1 = as good as hand-written).")
+    gap = _byte_pairs(live, col, cand, bound) if bound else pd.DataFrame()
+    if len(gap):
+        per = (gap[cand] / gap[bound]).groupby(level="workload").max()
+        off = ", ".join(f"`{w}` {v:.3f}x" for w, v in per.items() if abs(v - 1) > 0.005) or "none"
+        lines.append(f"- **How far from the ideal?** `{cand}` moves {_x(gap[cand].sum() / gap[bound].sum())} "
+                     f"the bytes of `{bound}` (the hand-written program, no clones; {_cases(len(gap))}; "
+                     f"workloads off by more than 0.5%: {off}) and takes "
+                     f"{_x(_geomean_ratio(live, cand, bound))} its time (geometric mean of p50 ratios; "
+                     f"1 = as good as hand-written).")
     else:
-        lines.append(f"- **How far from the ideal?** the run has no `{bound or 'ideal'}` rows to compare with.")
+        lines.append(f"- **How far from the ideal?** the run has no `{bound or 'ideal'}` bytes to compare with.")
     return lines
