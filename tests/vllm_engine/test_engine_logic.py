@@ -207,10 +207,9 @@ def test_tiny_model_is_made_from_its_seed(tmp_path):
 
 
 def test_arms_differ_only_in_the_slot_and_eager():
-    model = Path("m")
-    compiled = [armmod.llm_kwargs(armmod.ARMS[a], model, "float32") for a in ("no_pass", "vllm_pass", "cleanpass")]
-    assert compiled[0] == compiled[1] == compiled[2]
-    assert armmod.llm_kwargs(armmod.ARMS["eager"], model, "float32")["enforce_eager"] is True
+    compiled = [armmod.llm_kwargs(armmod.ARMS[a], "float32") for a in ("no_pass", "vllm_pass", "cleanpass")]
+    assert compiled[0] == compiled[1] == compiled[2] and compiled[0]["compilation_config"]["compile_sizes"] == []
+    assert armmod.llm_kwargs(armmod.ARMS["eager"], "float32")["enforce_eager"] is True
     envs = {a: armmod.arm_env(armmod.ARMS[a], Path("w"), Path("c"), Path("r")) for a in armmod.ARMS}
     assert [a for a, e in envs.items() if e["CLEANPASS_VLLM"] == "1"] == ["cleanpass", "cleanpass_spawned"]
     assert envs["no_pass"]["CLEANPASS_VLLM_CPU_TESTBED_SLOT"] == "off"
