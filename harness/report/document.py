@@ -156,7 +156,7 @@ def summary_section(run: RunData) -> Section:
     live = _live(rows)
     keys = ["device", "device_name", "peak_gbps_measured", "suite", "torch", "triton", "cuda",
             "driver", "commit", "dirty", "utc", "hostname"]
-    env_table = pd.DataFrame([(k, _cell(env.get(k))) for k in keys if k in env],
+    env_table = pd.DataFrame([(k, _cell(env.get(k))) for k in keys if _cell(env.get(k))],
                              columns=["field", "value"])
     failing = int((~live["ok"].astype(bool)).sum())
     text = (
