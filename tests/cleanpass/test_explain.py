@@ -97,3 +97,19 @@ def test_cli_inputs_and_errors(capsys):
     capsys.readouterr()
     assert main(["explain", "torch:sin", "--inputs", "4"]) == 0
     assert "no clone reached the pass" in capsys.readouterr().out
+
+
+def test_cleanpass_imports_nothing_of_the_project():
+    """The dependency runs harness -> workloads -> cleanpass: explain takes the lowering as an
+    argument because cleanpass may not import workloads (function-level imports included)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(cleanpass.__file__).parent
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+            found += [f"{path.name}: {n}" for n in names if n.split(".")[0] in ("workloads", "harness", "tests")]
+    assert found == []
