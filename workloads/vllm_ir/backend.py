@@ -146,8 +146,13 @@ def vllm_config(splitting_ops: Sequence[str] = (), provider: str | None = None) 
         mode=CompilationMode.VLLM_COMPILE, custom_ops=["all"], compile_sizes=[],
         splitting_ops=list(splitting_ops), ir_enable_torch_wrap=True,
         pass_config=PassConfig(**{flag: False for flag in _FUSION_FLAGS}))
+    from vllm import ir
+
+    def first(op: Any) -> list[str]:  # a provider may implement only some of the ops
+        return [name, "native"] if name in op.impls else ["native"]
+
     kernels = KernelConfig(ir_op_priority=IrOpPriorityConfig(
-        fused_add_rms_norm=[name, "native"], rms_norm=[name, "native"]))
+        fused_add_rms_norm=first(ir.ops.fused_add_rms_norm), rms_norm=first(ir.ops.rms_norm)))
     return VllmConfig(compilation_config=compilation, kernel_config=kernels)
 
 
