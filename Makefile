@@ -4,7 +4,7 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test bench bench-pass smoke gate-smoke install clean peer test-gpu-stack fuzz
+.PHONY: test bench bench-pass smoke gate-smoke install clean peer vllm vllm-check test-gpu-stack fuzz
 
 $(STAMP): pyproject.toml
 	test -x $(VPY) || $(PY) -m venv $(VENV)
@@ -54,6 +54,18 @@ $(PEER_STAMP): scripts/peer_env.sh scripts/peer-requirements.txt pyproject.toml
 peer: $(PEER_STAMP)
 	$(PEER)/bin/python scripts/peer_compare.py --programs 500
 	$(PEER)/bin/python scripts/peer_unit_tests.py $(PEER)/vllm-src
+
+# cleanpass in vLLM 0.33.0's own compile pipeline (docs/vllm.md), in .venv-peer: every model of
+# vLLM's IR ops compiled by VllmBackend with each clone-slot arm (no pass, vLLM's, cleanpass,
+# cleanpass without folding), fp32 and bf16, into a run directory, ending in the side-by-side
+# table; then the plugin and pipeline tests there. About 4 minutes on a 2-core VM once built.
+vllm: $(PEER_STAMP)
+	VLLM_TARGET_DEVICE=cpu $(PEER)/bin/python scripts/vllm_pipeline.py
+	$(MAKE) vllm-check
+
+# CI's part of it: the plugin and pipeline tests inside .venv-peer (tests/vllm).
+vllm-check: $(PEER_STAMP)
+	VLLM_TARGET_DEVICE=cpu $(PEER)/bin/python -m pytest -q -p no:cacheprovider tests/vllm
 
 # The test suite on the GPU machines' versions (torch 2.11.0, Triton 3.6.0), here on the CPU:
 # private torch APIs and Triton's interpreter differ between releases, and a lease is too short
