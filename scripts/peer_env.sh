@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds .venv-peer: the CPU build of torch 2.13.0, vLLM 0.33.0 (its wheel, without its CUDA
-# dependencies) with the pure-Python packages its import needs, and this project; then fetches
-# vLLM's source distribution for its unit tests. Never touches .venv. Idempotent (a stamp file).
+# dependencies) with the pure-Python packages its import and its test conftests need, and this
+# project; then fetches vLLM's source distribution for its IR-pipeline tests. Never touches
+# .venv. Idempotent (a stamp file).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-python3}
@@ -22,7 +23,13 @@ pip=("$PEER/bin/python" -m pip install -q)
 archive=$("$PEER/bin/python" scripts/fetch_sdist.py vllm "$VLLM_VERSION" "$VLLM_SDIST_SHA256" "$PEER/sdist")
 rm -rf "$PEER/vllm-src"
 mkdir -p "$PEER/vllm-src"
-tar -xzf "$archive" -C "$PEER/vllm-src" --strip-components=1 "vllm-$VLLM_VERSION/tests/compile/passes/ir"
+# vLLM's IR-pipeline tests and what they import on the way (conftests, the test backend,
+# the helpers the root conftest imports); scripts/peer_ir_tests.py runs them.
+src_files=(tests/__init__.py tests/conftest.py tests/ci_envs.py tests/models/__init__.py
+  tests/models/utils.py tests/models/registry.py tests/compile/__init__.py tests/compile/backend.py
+  tests/compile/conftest.py tests/compile/passes/__init__.py tests/compile/passes/conftest.py
+  tests/compile/passes/ir)
+tar -xzf "$archive" -C "$PEER/vllm-src" --strip-components=1 "${src_files[@]/#/vllm-$VLLM_VERSION/}"
 VLLM_TARGET_DEVICE=cpu "$PEER/bin/python" -c \
   "from vllm.compilation.passes.ir.clone_elimination import UnsafeCloneEliminationPass"
 touch "$STAMP"

@@ -31,7 +31,7 @@ def run(policy: str, source_dir: str) -> dict[str, str]:
         if not os.path.exists(results):
             raise SystemExit(f"pytest produced no results for policy {policy!r}")
         with open(results) as handle:
-            return json.load(handle)
+            return json.load(handle)["outcomes"]
 
 
 def main() -> int:
