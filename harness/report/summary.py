@@ -144,6 +144,10 @@ def _geomean_ratio(g: pd.DataFrame, num: str, den: str) -> float:
     return _geomean(t[num].astype(float) / t[den].astype(float))
 
 
+def _clip(text: str, n: int) -> str:
+    return text if len(text) <= n else text[:n - 3].rstrip(" ,;:") + "..."
+
+
 def _cases(n: int) -> str:
     return f"{n} case" + ("" if n == 1 else "s")
 
@@ -208,7 +212,7 @@ def failure_groups(df: pd.DataFrame, infos: Sequence[VariantInfo]) -> pd.DataFra
         for verdict, h in g.groupby(verdicts):
             reason = str(h["error"].iloc[0] or "").strip().splitlines()
             out.append({**dict(zip(keys, key)), "outcome": verdict, "rows": len(h),
-                        "reason": (reason[0] if reason else "")[:120]})
+                        "reason": _clip(reason[0] if reason else "", 100)})
     table = pd.DataFrame(out)
     return table.sort_values("outcome", key=lambda s: s != Outcome.UNEXPECTED.value, kind="stable")
 
@@ -218,11 +222,11 @@ def format_brief(df: pd.DataFrame, infos: Sequence[VariantInfo]) -> list[str]:
     table = brief(df, infos)
     lines = [table.to_string(index=False)] if not table.empty else ["(no pass rows measured)"]
     base = baseline_variant(infos) or "lowered"
-    lines.append(f"  below 1: {pass_variant(infos) or 'the pass'} moves fewer bytes / takes less time than "
-                 f"{base} (every clone kept) or native (Inductor alone). Bytes: exact, summed over the "
-                 f"cases counted at their own token count; time: geometric mean of p50 ratios"
-                 + ("; CPU times on a shared machine are noisy, bytes are not (docs/timing.md)"
-                    if "device" in df and set(df["device"]) == {"cpu"} else ""))
+    noisy = "device" in df and set(df["device"]) == {"cpu"}
+    lines += [f"  below 1: {pass_variant(infos) or 'the pass'} moves fewer bytes / takes less time than {base} "
+              f"(every clone kept) or native (Inductor alone)",
+              "  bytes: exact, where both were counted at the case's own token count; time: geometric mean "
+              "of p50 ratios" + (" (noisy on a shared CPU)" if noisy else "")]
     failed = failure_groups(df, infos)
     if len(failed):
         lines.append(f"failed: {int(failed['rows'].sum())} rows")
