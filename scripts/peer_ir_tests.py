@@ -50,6 +50,7 @@ ARMS = {
 
 def _command(arm: Arm, source_dir: str) -> list[str]:
     return [sys.executable, "-m", "pytest", "-q", "-p", "peer_shim", "-p", "no:cacheprovider",
+            "-p", "no:hypothesispytest",
             "--import-mode=importlib", "-c", os.devnull, "--rootdir", source_dir,
             "-W", "ignore::DeprecationWarning", "-W", "ignore::UserWarning"] + \
         [os.path.join(source_dir, TEST_DIR, name) for name in arm.files]
