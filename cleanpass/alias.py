@@ -94,22 +94,45 @@ def structural_alias_parents(node: Node) -> tuple[Node, ...]:
     return tuple(dict.fromkeys(iter_nodes((node.args, node.kwargs))))
 
 
+def _certain_alias(op: OpOverload) -> bool:
+    """The op's result always shares its argument's storage: a view other than `reshape` (which
+    may copy), or an in-place op (its result is the written argument)."""
+    if op is aten.reshape.default:
+        return False
+    returns = op._schema.returns
+    info = returns[0].alias_info if returns else None
+    return op.is_view or (info is not None and info.is_write)
+
+
+is_certain_alias = PerOp(_certain_alias)
+
+
 class AliasClasses:
     """Union-find of nodes that may share storage (see the module docstring).
 
     `link` joins two classes; the pass calls it when it removes a clone, so later decisions
     see the clone's storage as the source's.
+
+    `recorded` is False when the values do not record aliasing at all (a real-tensor trace,
+    `cleanpass.refake`): some node certainly aliases its one argument, and none of them holds a
+    value on that argument's storage. Checked in the same walk, on alias nodes only.
     """
 
     def __init__(self, nodes: Iterable[Node]) -> None:
         self._parent: dict[Node, Node] = {}
         self._by_storage: dict[Any, Node] = {}  # fake storage -> the first node holding it
         parent_of = self._parent
+        shared = apart = 0  # certain aliases whose value is on / off their argument's storage
         for node in nodes:  # `root` follows the node's class as it joins others: no `find(node)`
             parent_of[node] = root = node
-            for parent in structural_alias_parents(node):
+            parents = structural_alias_parents(node)
+            for parent in parents:
                 if parent in parent_of:
                     root = self._join(root, parent)
+            if len(parents) == 1 and not shared and is_certain_alias_node(node):
+                verdict = same_storage(node, parents[0])
+                if verdict is not None:
+                    shared, apart = shared + verdict, apart + (not verdict)
             val = node.meta.get("val")
             if isinstance(val, torch.Tensor):  # the common case, without building a list
                 root = self._join_storage(node, root, val)
@@ -117,6 +140,7 @@ class AliasClasses:
                 for item in val:
                     if isinstance(item, torch.Tensor):
                         root = self._join_storage(node, root, item)
+        self.recorded = bool(shared) or not apart
 
     def _join(self, root: Node, other: Node) -> Node:
         """Join the class whose root is `root` to `other`'s; returns the new root."""
@@ -160,6 +184,22 @@ class AliasClasses:
 
     def same(self, a: Node, b: Node) -> bool:
         return self.find(a) is self.find(b)
+
+
+def is_certain_alias_node(node: Node) -> bool:
+    target = node.target
+    return node.op == "call_function" and isinstance(target, OpOverload) and is_certain_alias(target)
+
+
+def _storage_keys(val: Any) -> set:
+    return {storage_key(v) for v in (val if isinstance(val, (list, tuple)) else (val,))
+            if isinstance(v, torch.Tensor)}
+
+
+def same_storage(node: Node, parent: Node) -> bool | None:
+    """Whether the node's value is on its parent's storage; None when either has no tensor."""
+    mine, theirs = _storage_keys(node.meta.get("val")), _storage_keys(parent.meta.get("val"))
+    return bool(mine & theirs) if mine and theirs else None
 
 
 Renaming = Callable[[Any], Any]

@@ -41,10 +41,11 @@ def _run_sound(graph: Graph, donated: tuple[int, ...],
     None if the graph is unreadable."""
     clones = _erase_dead_code(graph, report)
     try:
-        # a real-tensor trace's values hide aliasing: re-derive them on fake tensors, or keep all
-        if clones and not refake.aliasing_recorded(graph) and not refake.refresh(graph):
-            raise ValueError("aliasing not recorded by the trace and not re-derivable")
         facts = GraphFacts(graph, donated)
+        if clones and not facts.aliases.recorded:  # a real-tensor trace (`cleanpass.refake`)
+            if not refake.refresh(graph):
+                raise ValueError("aliasing not recorded by the trace and not re-derivable")
+            facts = GraphFacts(graph, donated)
     except Exception:  # a graph the analysis cannot read: keep everything, say why
         log.warning("cleanpass: analysis failed; keeping all %d clones", len(clones), exc_info=True)
         for clone in clones:

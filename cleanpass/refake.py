@@ -7,13 +7,15 @@ same program traced on fake tensors) nor where a view starts (condition 4 would 
 offsets that are not the real ones). The pass must decide a program the same way however it
 was traced, and must not trust storage identity or offsets that the trace did not record.
 
-`aliasing_recorded` tells such a graph apart: no node that is certainly an alias of its one
-tensor argument (a view op's result, an in-place op's) holds a value on that argument's storage.
-One such node alone is not the sign: a pass that rewires a view (a lowering putting a clone in
-front of it) may leave its old value behind, and `reshape` may copy. `refresh` then re-derives every value by running the graph's ops on fresh
-fake tensors (inputs: same size, stride and dtype, one storage each, as the trace gave them),
-and writes them to `meta["val"]`. It only runs on graphs with static sizes (a real trace has
-no symbols); where it cannot, the caller keeps every clone.
+`aliasing_recorded` (the pass reads the same verdict from its alias classes,
+`AliasClasses.recorded`) tells such a graph apart: no node that certainly aliases its one
+tensor argument (a view op's result, an in-place op's) holds a value on that argument's
+storage. One such node alone is not the sign: a pass that rewires a view (a lowering putting a
+clone in front of it) may leave its old value behind, and `reshape` may copy. `refresh` then
+re-derives every value by running the graph's ops on fresh fake tensors (inputs: same size,
+stride and dtype, one storage each, as the trace gave them) and writes them to `meta["val"]`.
+It only runs on graphs with static sizes (a real trace has no symbols); where it cannot, the
+caller keeps every clone.
 """
 from __future__ import annotations
 
@@ -25,52 +27,17 @@ import torch
 from torch.fx import Graph, Node
 from torch.fx.node import map_arg
 
-from ._compat import OpOverload, storage_key
-from .alias import structural_alias_parents
-from .mutation import PerOp
+from .alias import AliasClasses
 
 log = logging.getLogger(__name__)
-
-
-def _keys(val: Any) -> set:
-    if isinstance(val, torch.Tensor):
-        return {storage_key(val)}
-    if isinstance(val, (list, tuple)):
-        return {storage_key(v) for v in val if isinstance(v, torch.Tensor)}
-    return set()
-
-
-def _certain_alias(op: OpOverload) -> bool:
-    """The op's result always shares its argument's storage: a view other than `reshape`, or an
-    in-place op (its result is the written argument)."""
-    if op is _RESHAPE:
-        return False
-    returns = op._schema.returns
-    return op.is_view or bool(returns) and returns[0].alias_info is not None and returns[0].alias_info.is_write
-
-
-_RESHAPE = torch.ops.aten.reshape.default
-_is_certain_alias = PerOp(_certain_alias)
 
 
 def aliasing_recorded(graph: Graph) -> bool:
     """False when the graph has nodes that certainly alias their one tensor argument and none
     of them holds a value on that argument's storage (a real-tensor trace); True otherwise,
-    also where meta is missing (the pass's other rules handle that)."""
-    checked = False
-    for node in graph.nodes:
-        target = node.target
-        if node.op != "call_function" or not isinstance(target, OpOverload) or not _is_certain_alias(target):
-            continue
-        parents = structural_alias_parents(node)
-        if len(parents) != 1:
-            continue
-        mine, theirs = _keys(node.meta.get("val")), _keys(parents[0].meta.get("val"))
-        if mine and theirs:
-            if mine & theirs:
-                return True
-            checked = True
-    return not checked
+    also where meta is missing (the pass's other rules handle that). The pass reads the same
+    verdict from its alias classes (`AliasClasses.recorded`), built in one walk with them."""
+    return AliasClasses(graph.nodes).recorded
 
 
 class _CannotRefresh(Exception):
