@@ -193,7 +193,8 @@ def test_old_format_1_baseline_still_loads_and_gates(tmp_path):
 
 
 def test_harness_run_stores_and_prints_the_ratio_table(tmp_path, monkeypatch, capsys):
-    """``harness run`` adds ratios.parquet to the run directory it wrote and prints each line."""
+    """``harness run`` adds ratios.parquet to the run directory it wrote; ``run -v`` prints each
+    ratio's line (the default ending is the short brief)."""
     from harness import cli
     from harness.run import api
 
@@ -206,8 +207,11 @@ def test_harness_run_stores_and_prints_the_ratio_table(tmp_path, monkeypatch, ca
     monkeypatch.setattr(api, "run", fake_run)
     monkeypatch.setattr(cli.summary, "summarize", lambda *a, **k: pd.DataFrame())
     monkeypatch.setattr(cli.summary, "format_summary", lambda df: "")
-    assert cli.main(["run", "--device", "cpu", "--no-progress"]) == 0
+    assert cli.main(["run", "--device", "cpu", "--no-progress", "--no-report"]) == 0
     stored = pd.read_parquet(run_dir / "ratios.parquet")
     assert len(stored) == 24 and (stored["ratio"] < 1).all()
+    assert "cleanpass/lowered rms_norm" not in capsys.readouterr().out
+    (run_dir / "ratios.parquet").unlink()
+    assert cli.main(["run", "--device", "cpu", "--no-progress", "--no-report", "-v"]) == 0
     out = capsys.readouterr().out
     assert "cleanpass/lowered rms_norm bfloat16 T=512 H=4096: x0." in out
