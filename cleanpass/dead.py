@@ -28,7 +28,7 @@ from torch.fx import Graph, Node
 
 from ._compat import OpOverload, is_impure
 from .forms import effects_known
-from .mutation import PerOp, node_effect
+from .mutation import PerOp, input_nodes, node_effect
 
 log = logging.getLogger(__name__)
 aten = torch.ops.aten
@@ -64,6 +64,11 @@ def _erasable(node: Node) -> bool:
 
 def _writes_only_private_clones(call: Node) -> bool:
     """D3: every buffer the kernel writes is a clone that only this call uses."""
+    for argument in input_nodes(call):  # cheap first: most calls take no such clone at all
+        if len(argument.users) == 1 and is_clone(argument):
+            break
+    else:
+        return False
     effect = node_effect(call)
     return (not effect.opaque and bool(effect.writes)
             and all(is_clone(written) and len(written.users) == 1 for written in effect.writes))

@@ -128,7 +128,9 @@ def accepts_layout(target: object, argument: str, value: torch.Tensor) -> bool:
         return False
 
 
-_EFFECTS_KNOWN: set[OpOverload] = set()
+# id -> op: asked for every unused node, and `OpOverload.__hash__` runs in Python (the op is
+# kept alive here, so its id is never reused)
+_EFFECTS_KNOWN: dict[int, OpOverload] = {}
 
 
 def register_effects_known(kernel: OpOverload) -> None:
@@ -138,12 +140,12 @@ def register_effects_known(kernel: OpOverload) -> None:
     act outside the graph, whatever else is registered for it."""
     if not kernel._schema.is_mutable:
         raise ValueError(f"{kernel}: only kernels that write an argument may declare their effects")
-    _EFFECTS_KNOWN.add(kernel)
+    _EFFECTS_KNOWN[id(kernel)] = kernel
 
 
 def effects_known(target: object) -> bool:
     """Whether kernel `target` declared its schema writes are its only effects."""
-    return isinstance(target, OpOverload) and target in _EFFECTS_KNOWN
+    return id(target) in _EFFECTS_KNOWN
 
 
 def _verdict_key(verdict: object) -> str:
@@ -158,5 +160,5 @@ def registered_facts() -> str:
                    for form in _FORMS.values())
     layouts = sorted(f"{kernel}:{sorted((a, _verdict_key(v)) for a, v in declared.items())}"
                      for kernel, declared in _ANY_LAYOUT.items())
-    known = sorted(f"effects:{kernel}" for kernel in _EFFECTS_KNOWN)
+    known = sorted(f"effects:{kernel}" for kernel in _EFFECTS_KNOWN.values())
     return ";".join(forms + layouts + known)
