@@ -69,7 +69,7 @@ def test_make_bench_is_the_harness_run_the_cli_tests_run():
     """``make bench`` is ``harness run --suite default``; the ending it prints (brief, two paths,
     the report written) is tests/harness/test_cli.py::test_a_run_ends_in_a_brief_the_paths_and_a_report,
     and the whole suite's wall time is measured by hand (docs/harness.md)."""
-    recipe = subprocess.run(["make", "-n", "--always-make", "bench"], cwd=REPO, capture_output=True,
+    recipe = subprocess.run(["make", "-n", "--always-make", "--no-print-directory", "bench"], cwd=REPO, capture_output=True,
                             text=True, check=True).stdout.splitlines()
     assert recipe[-1].endswith("-m harness run --suite default --device auto")
 

@@ -57,7 +57,6 @@ def _inputs_view():
 
 
 def _run(fn, inputs, policy, fold=True):
-    torch._dynamo.reset()
     compiled = _compile(fn, policy, fold)
     with torch.no_grad(), capture_code() as generated:
         out = compiled(*[t.clone() for t in inputs])
@@ -124,7 +123,6 @@ def test_a_record_that_cannot_be_rebuilt_is_dropped():
 
 def test_folding_keeps_the_record_true_for_its_new_call():
     """The pass itself, on a bare graph: the folded call's record names its own arguments."""
-    torch._dynamo.reset()
     compiled = _compile(_fused_kept, "sound")
     graphs: list[fx.Graph] = []
     compiled.post.stages.append(("keep", graphs.append))
