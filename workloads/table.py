@@ -1,4 +1,4 @@
-"""Generate the README section for workloads: ops and providers, and the clone table measured
+"""Generate the workloads section of docs/workloads.md: ops and providers, and the clone table measured
 by compiling every workload (``python -m workloads.table --out FILE``)."""
 from __future__ import annotations
 
@@ -215,7 +215,7 @@ def shapes_table() -> str:
 
 
 def render(counts: Counts, suite: str) -> str:
-    """The whole README section."""
+    """The whole section (docs/workloads.md)."""
     descs = "\n".join(f"- `{n}`: {w.description}" for n, w in sorted(catalog.all_workloads().items()))
     return (f"{INTRO}\n### Ops and providers\n\n{ops_table()}\n\n### Workloads\n\n{descs}\n\n"
             f"### Shapes per suite\n\nModel dims are in `workloads/dims.py` (public configs; "

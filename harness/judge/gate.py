@@ -1,6 +1,6 @@
 """The regression gate: a pure function from (baseline, run) to findings.
 
-Rules, numbered as in the README and the tests:
+Rules, numbered as in docs/gate.md and the tests:
 
 1. **Inputs.** Both sides must be usable (files, schema: ``baseline.InputError``) and come
    from the same device *type*; on CUDA also the same device *model* (``device_name``).
