@@ -176,7 +176,7 @@ _IN_VLLM = textwrap.dedent("""
         model, inputs = spec.build(8, 32, torch.float32)
         config = backend.vllm_config()
         backend.ensure_rotary_schema()
-        with torch.no_grad(), backend._running(config, config.kernel_config.ir_op_priority):
+        with torch.no_grad(), backend.running(config):
             torch.compile(model, backend=VllmBackend(config), fullgraph=True)(*inputs)
 """)
 

@@ -166,12 +166,11 @@ def compile_model(model: nn.Module, inputs: Sequence[torch.Tensor], arm: str,
     reset here, so the arms of one model stay callable side by side (a caller resets between
     models)."""
     from vllm.compilation.backends import VllmBackend
-    from vllm.config import set_current_vllm_config
 
     os.environ["VLLM_DISABLE_COMPILE_CACHE"] = "1"  # every arm compiles: no cached code
     ensure_rotary_schema()
     config = vllm_config(splitting_ops, provider)
-    context = functools.partial(_running, config, config.kernel_config.ir_op_priority)
+    context = functools.partial(running, config)
     compiled = Compiled(arm, function=lambda *a: None, context=context)
     # Inductor's FX graph cache keys a graph without vLLM's pass context: a model and its
     # functional twin (same graph, other donation) would share code. Every arm compiles.
@@ -186,11 +185,13 @@ def compile_model(model: nn.Module, inputs: Sequence[torch.Tensor], arm: str,
 
 
 @contextlib.contextmanager
-def _running(config: Any, priority: Any) -> Iterator[None]:
-    """What vLLM has in place while a model runs: its config and the IR op priorities."""
+def running(config: Any, priority: Any = None) -> Iterator[None]:
+    """What vLLM has in place while a model runs: its config and the IR op priorities (the
+    config's own unless `priority` is given)."""
     from vllm.config import set_current_vllm_config
 
-    with set_current_vllm_config(config), priority.set_priority():
+    chosen = priority if priority is not None else config.kernel_config.ir_op_priority
+    with set_current_vllm_config(config), chosen.set_priority():
         yield
 
 
@@ -199,7 +200,7 @@ def native_context() -> contextlib.AbstractContextManager:
     config = vllm_config()
     native = type(config.kernel_config.ir_op_priority)(fused_add_rms_norm=["native"],
                                                        rms_norm=["native"])
-    return _running(config, native)
+    return running(config, native)
 
 
 def eager_native(model: nn.Module, inputs: Sequence[torch.Tensor]) -> Any:
