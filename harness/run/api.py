@@ -151,9 +151,6 @@ def _run_vllm_backend(dev: str, models: Sequence[str] | None, dtypes: Sequence[s
                       out: str | Path | None, results_root: str | Path, t0: float) -> RunResult:
     """``--suite vllm``: models of vLLM's IR ops compiled by vLLM's own ``VllmBackend``, one row
     per clone-slot arm (skipped rows with the reason where vLLM is not installed)."""
-    if dev != "cpu":
-        log.warning("--suite vllm runs our CPU provider; running on cpu instead of %s", dev)
-        dev = "cpu"
     commit, _ = envmod.git_commit()
     run_dir = results.claim_out_dir(out) if out else results.new_run_dir(results_root, commit)
     peak = runner.measure_peak_gbps(dev)
@@ -161,7 +158,8 @@ def _run_vllm_backend(dev: str, models: Sequence[str] | None, dtypes: Sequence[s
     env["variants"] = [info.to_json() for info in variantmod.declarations(
         ["eager", *vllm_backend.ARM_VARIANTS.values()])]
     picked = tuple(suites.parse_dtype(d) for d in dtypes) if dtypes else vllm_backend.DTYPES
-    rows = vllm_backend.run_rows(models, picked, progress=lambda what: log.info("vllm-backend: %s", what))
+    rows = vllm_backend.run_rows(models, picked, progress=lambda what: log.info("vllm-backend: %s", what),
+                                 device=dev)
     for row in rows:
         row.device_name = env["device_name"]
     df = results.stamp_run_id(results.rows_to_frame(rows, peak), Path(run_dir).name)

@@ -12,8 +12,10 @@ Inductor's generated code, exact bytes, the view check of our provider's kernels
 argument must reach its kernel as a buffer or a reinterpretation, never a temporary copy),
 bit-exactness (`bitwise_equal` against `lowered`; `numerics` against eager native: identical
 where every op is ours or native, else within the dtype's tolerance), non-donated inputs
-untouched, and CPU latency (interleaved blocks, donated inputs restored outside the timed
-region). Without vLLM every row is skipped with the reason.
+untouched, and latency (interleaved wall-clock blocks, the device synchronised in each call,
+donated inputs restored outside the timed region). On CPU the provider is our torch-written
+one; on CUDA, vLLM's own `vllm_c` where vLLM's kernels are installed. Without vLLM every row is
+skipped with the reason.
 """
 from __future__ import annotations
 
@@ -76,6 +78,18 @@ def _provider_mutated_args(qualname: str) -> tuple[tuple[int, str], ...] | None:
                  if a.alias_info is not None and a.alias_info.is_write)
 
 
+def _synced(call: Callable[[], Any], device: str) -> Callable[[], Any]:
+    """`call`, waiting for the device to finish (wall-clock blocks time the work, not the launch)."""
+    if device != "cuda":
+        return call
+
+    def synced() -> Any:
+        out = call()
+        torch.cuda.synchronize()
+        return out
+    return synced
+
+
 def _first_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     return f"{type(error).__name__}: {text[0] if text else ''}"[:300]
@@ -106,20 +120,22 @@ def _check_numerics(row: Row, outs: Sequence[torch.Tensor], refs: Sequence[torch
 
 def _arm_row(spec: Any, arm: str, dtype: torch.dtype, hidden: int, tokens: Sequence[int],
              inputs: dict[int, tuple], references: dict[int, list[torch.Tensor]],
-             outputs: dict[str, dict[int, list[torch.Tensor]]], model: Any) -> tuple[Row, _Live | None]:
+             outputs: dict[str, dict[int, list[torch.Tensor]]], model: Any,
+             provider: str) -> tuple[Row, _Live | None]:
     from workloads.vllm_ir import backend
 
     variant = ARM_VARIANTS[arm]
+    device = inputs[tokens[0]][0].device.type
     row = Row(workload=spec.name, variant=variant, dtype=str(dtype).removeprefix("torch."),
               num_tokens=tokens[0], hidden=hidden, model="vllm-ir", suite=SUITE, pipeline=PIPELINE,
-              expected_wrong=arm in spec.expected_wrong,
+              device=device, expected_wrong=arm in spec.expected_wrong,
               bitwise_partner="" if arm == "none" else ARM_VARIANTS["none"])
     try:
         first = _clone_all(inputs[tokens[0]])
         started = time.perf_counter()
         with capture_code() as generated, compat.count_inductor_bytes() as counted:
             compiled = backend.compile_model(model, first, arm, spec.splitting_ops,
-                                             dynamic_dims=(0,) * len(first))
+                                             dynamic_dims=(0,) * len(first), provider=provider)
         row.compile_s = time.perf_counter() - started
     except Exception as error:  # a failed compile is this arm's row; the others go on
         log.warning("vllm-backend %s/%s: compile failed", spec.name, arm, exc_info=True)
@@ -153,18 +169,20 @@ def _arm_row(spec: Any, arm: str, dtype: torch.dtype, hidden: int, tokens: Seque
     live_inputs = _clone_all(inputs[tokens[0]])
     pristine = inputs[tokens[0]]
     restore = (lambda: [t.copy_(p) for t, p in zip(live_inputs, pristine)]) if spec.donated else None
-    return row, _Live(row, lambda: compiled.function(*live_inputs), restore, compiled.context)
+    return row, _Live(row, _synced(lambda: compiled.function(*live_inputs), device), restore,
+                      compiled.context)
 
 
 def _eager_row(spec: Any, dtype: torch.dtype, hidden: int, tokens: Sequence[int],
                inputs: dict[int, tuple], model: Any) -> tuple[Row, _Live]:
     from workloads.vllm_ir import backend
 
+    device = inputs[tokens[0]][0].device.type
     row = Row(workload=spec.name, variant="eager", dtype=str(dtype).removeprefix("torch."),
               num_tokens=tokens[0], hidden=hidden, model="vllm-ir", suite=SUITE, pipeline=PIPELINE,
-              numerics=Verdict.IDENTICAL, max_abs_err=0.0)
+              device=device, numerics=Verdict.IDENTICAL, max_abs_err=0.0)
     live_inputs = _clone_all(inputs[tokens[0]])
-    return row, _Live(row, lambda: model(*live_inputs), None, backend.native_context)
+    return row, _Live(row, _synced(lambda: model(*live_inputs), device), None, backend.native_context)
 
 
 def _time(lives: dict[str, _Live]) -> None:
@@ -181,14 +199,17 @@ def _time(lives: dict[str, _Live]) -> None:
 
 
 def model_rows(spec: Any, dtype: torch.dtype, hidden: int = HIDDEN, tokens: Sequence[int] = TOKENS,
-               arms: Sequence[str] = tuple(ARM_VARIANTS), timed: bool = True) -> list[Row]:
-    """Every arm of one model and dtype, plus its eager row."""
+               arms: Sequence[str] = tuple(ARM_VARIANTS), timed: bool = True,
+               device: str = "cpu") -> list[Row]:
+    """Every arm of one model and dtype, plus its eager row, on `device` with the provider a
+    user there gets first (`workloads.vllm_ir.backend.default_provider`)."""
     from workloads.vllm_ir import backend
 
     torch._dynamo.reset()  # a fresh Dynamo cache per model; its arms then live side by side
     with torch.no_grad():
-        model, _ = spec.build(tokens[0], hidden, dtype)
-        inputs = {count: spec.build(count, hidden, dtype, seed=index)[1]
+        provider = backend.default_provider(device)
+        model, _ = spec.build(tokens[0], hidden, dtype, device=device)
+        inputs = {count: spec.build(count, hidden, dtype, seed=index, device=device)[1]
                   for index, count in enumerate(tokens)}
         references = {count: _outputs(backend.eager_native(model, _clone_all(inputs[count])))
                       for count in tokens}
@@ -196,7 +217,8 @@ def model_rows(spec: Any, dtype: torch.dtype, hidden: int = HIDDEN, tokens: Sequ
         eager, eager_live = _eager_row(spec, dtype, hidden, tokens, inputs, model)
         rows, lives = [eager], {"eager": eager_live}
         for arm in arms:
-            row, live = _arm_row(spec, arm, dtype, hidden, tokens, inputs, references, outputs, model)
+            row, live = _arm_row(spec, arm, dtype, hidden, tokens, inputs, references, outputs, model,
+                                 provider)
             rows.append(row)
             if live is not None and row.ok:
                 lives[arm] = live
@@ -207,7 +229,7 @@ def model_rows(spec: Any, dtype: torch.dtype, hidden: int = HIDDEN, tokens: Sequ
 
 def run_rows(models: Sequence[str] | None = None, dtypes: Sequence[torch.dtype] = DTYPES,
              hidden: int = HIDDEN, tokens: Sequence[int] = TOKENS, timed: bool = True,
-             progress: Callable[[str], None] | None = None) -> list[Row]:
+             progress: Callable[[str], None] | None = None, device: str = "cpu") -> list[Row]:
     """The `vllm` suite's rows: skipped with the reason where vLLM is not importable."""
     from workloads.vllm_ir.models import MODELS
 
@@ -222,12 +244,12 @@ def run_rows(models: Sequence[str] | None = None, dtypes: Sequence[torch.dtype] 
             if reason is not None:
                 rows += [Row(workload=name, variant=v, dtype=str(dtype).removeprefix("torch."),
                              num_tokens=tokens[0], hidden=hidden, model="vllm-ir", suite=SUITE,
-                             pipeline=PIPELINE).skip(reason)
+                             pipeline=PIPELINE, device=device).skip(reason)
                          for v in ("eager", *ARM_VARIANTS.values())]
                 continue
             if progress is not None:
                 progress(f"{name} {dtype}")
-            rows += model_rows(MODELS[name], dtype, hidden, tokens, timed=timed)
+            rows += model_rows(MODELS[name], dtype, hidden, tokens, timed=timed, device=device)
     return rows
 
 

@@ -202,3 +202,12 @@ def test_the_off_switch_keeps_vllms_pass_in_a_vllm_process():
     done = _in_vllm(CLEANPASS_VLLM="0")
     assert done.returncode == 0, done.stderr[-3000:]
     assert "slot: vllm.compilation.passes.ir.clone_elimination" in done.stdout
+
+
+def test_the_default_provider_is_vllms_own_only_where_it_is_supported():
+    from vllm import ir
+    from workloads.vllm_ir import backend, providers
+
+    assert backend.default_provider("cpu") == providers.PROVIDER
+    supported = ir.ops.fused_add_rms_norm.impls["vllm_c"].supported  # False without vLLM's CUDA kernels
+    assert backend.default_provider("cuda") == ("vllm_c" if supported else providers.PROVIDER)

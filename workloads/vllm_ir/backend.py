@@ -135,6 +135,18 @@ def clone_slot(arm: str, compiled: Compiled) -> Iterator[None]:
         setattr(module, SLOT_NAME, original)
 
 
+def default_provider(device: str) -> str:
+    """The provider a user of `device` gets first: vLLM's own `vllm_c` where it is supported (a
+    CUDA machine with vLLM's kernels), else our torch-written one (registered here)."""
+    import vllm.kernels  # noqa: F401  registers vLLM's own providers
+    from vllm import ir
+
+    own = ir.ops.fused_add_rms_norm.impls.get("vllm_c")
+    if device != "cpu" and own is not None and own.supported:
+        return "vllm_c"
+    return providers.register()
+
+
 def vllm_config(splitting_ops: Sequence[str] = (), provider: str | None = None) -> Any:
     """The config a CPU user would write: vLLM's compile pipeline with our provider first."""
     from vllm.config import (CompilationConfig, CompilationMode, KernelConfig, PassConfig,

@@ -182,13 +182,14 @@ class ModelSpec:
     #: match the eager native model bit for bit (matmuls or generated pointwise code: tolerance)
     exact: bool = True
 
-    def build(self, num_tokens: int, hidden: int, dtype: torch.dtype,
-              seed: int = 0) -> tuple[nn.Module, tuple[Tensor, ...]]:
+    def build(self, num_tokens: int, hidden: int, dtype: torch.dtype, seed: int = 0,
+              device: str = "cpu") -> tuple[nn.Module, tuple[Tensor, ...]]:
+        """The model and its inputs, drawn on the CPU from `seed` (the same values on any device)."""
         generator = torch.Generator().manual_seed(seed)
         with torch.random.fork_rng():
             torch.manual_seed(seed)
-            model = self.make(hidden, dtype).eval()
-        inputs = tuple(torch.randn(num_tokens, hidden, generator=generator).to(dtype)
+            model = self.make(hidden, dtype).eval().to(device)
+        inputs = tuple(torch.randn(num_tokens, hidden, generator=generator).to(device=device, dtype=dtype)
                        for _ in range(self.inputs))
         return model, inputs
 
