@@ -107,3 +107,12 @@ $(VLLM_CPU_STAMP): scripts/vllm_cpu_env.sh pyproject.toml
 
 vllm-engine: $(VLLM_CPU_STAMP)
 	$(VLLM_CPU)/bin/python -m harness vllm-engine $(VLLM_ENGINE_ARGS)
+
+# vLLM's model zoo (docs/vllm-engine.md): one tiny random model per decoder-only text architecture
+# of vLLM's registry that transformers has a config for, arms no_pass, vllm_pass and cleanpass, fp32,
+# resumable (re-run with the same --out; default results/local/vllm-zoo). Long: CI does not run it.
+# VLLM_ZOO_ARGS narrows it, e.g. VLLM_ZOO_ARGS="--archs LlamaForCausalLM GemmaForCausalLM".
+.PHONY: vllm-zoo
+VLLM_ZOO_ARGS ?=
+vllm-zoo: $(VLLM_CPU_STAMP)
+	$(VLLM_CPU)/bin/python -m harness vllm-engine --zoo $(VLLM_ZOO_ARGS)

@@ -36,6 +36,8 @@ from harness.vllm_engine import arms as engine_arms
 from harness.vllm_engine import check as engine_check
 from harness.vllm_engine import models as engine_models
 from harness.vllm_engine import rows as engine_rows
+from harness.vllm_engine import launch as engine_launch
+from harness.vllm_engine import zoo_run as engine_zoo
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -473,12 +475,37 @@ def add_vllm_engine(sub: argparse._SubParsersAction) -> None:
                    help=f"run {engine_check.SPAWNED} on every model and dtype (default: the first only)")
     p.add_argument("--python", help="the vLLM environment's interpreter (default: this one if it has "
                    "vLLM, else .venv-vllm-cpu/bin/python)")
+    p.add_argument("--zoo", action="store_true", help="vLLM's model zoo: one tiny model per architecture, "
+                   f"arms {' '.join(engine_zoo.ZOO_ARMS)}, fp32 unless --dtypes, resumable under --out "
+                   f"(default {engine_zoo.DEFAULT_OUT})")
+    p.add_argument("--archs", nargs="+", help="with --zoo: these architectures (default: every one kept "
+                   "from vLLM's registry)")
     p.set_defaults(func=cmd_vllm_engine)
+
+
+def cmd_vllm_zoo(args: argparse.Namespace) -> int:
+    """The zoo run; exit 0 once the table is written (failed starts are rows), 2 without vLLM
+    (skipped rows would count as done architectures) or without architectures."""
+    if engine_launch.vllm_python(args.python)[0] is None:
+        print(f"harness vllm-engine --zoo: {engine_launch.vllm_python(args.python)[1]}", file=sys.stderr)
+        return 2
+    archs, reason = (_split(args.archs), "") if args.archs else engine_zoo.default_archs(args.python)
+    if not archs:
+        print(f"harness vllm-engine --zoo: no architectures ({reason})", file=sys.stderr)
+        return 2
+    text = engine_zoo.run_zoo(archs, Path(args.out or engine_zoo.DEFAULT_OUT),
+                              _split(args.dtypes) or list(engine_zoo.ZOO_DTYPES),
+                              _split(args.arms) or list(engine_zoo.ZOO_ARMS), python=args.python,
+                              progress=lambda line: print(line, file=sys.stderr, flush=True))
+    print(text)
+    return 0
 
 
 def cmd_vllm_engine(args: argparse.Namespace) -> int:
     """Exit 0 when every row passed (or every row was skipped: no vLLM environment), 1 when a row
     other than vLLM's own pass failed, 2 on bad arguments."""
+    if args.zoo:
+        return cmd_vllm_zoo(args)
     arms = _split(args.arms) or list(engine_arms.DEFAULT_ARMS + (engine_check.SPAWNED,))
     try:
         result = engine_check.run_check(

@@ -18,7 +18,7 @@ from harness.run import env as envmod
 from harness.store import results
 from harness.vllm_engine import arms as armmod
 from harness.vllm_engine import launch, rows as rowmod, table
-from harness.vllm_engine.models import MODELS
+from harness.vllm_engine.models import MODELS, looks_like_architecture
 from harness.vllm_engine.outcome import ArmOutcome
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ def run_check(models: Sequence[str], dtypes: Sequence[str], arms: Sequence[str],
 
     The spawned arm runs on the first (model, dtype) only, unless `spawned_everywhere`.
     """
-    unknown = [a for a in arms if a not in armmod.ARMS] + [m for m in models if m not in MODELS]
+    unknown = [a for a in arms if a not in armmod.ARMS] + [m for m in models if m not in MODELS and not looks_like_architecture(m)]
     if unknown or reps < 1 or not arms:
         raise ValueError(f"unknown arms or models {unknown}, or reps {reps} < 1")
     t0 = time.perf_counter()

@@ -20,10 +20,11 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     """Start the engine, generate, and return the arm's outcome."""
     from vllm import LLM, SamplingParams
 
-    from harness.vllm_engine.models import MODELS, make_model
+    from harness.vllm_engine.models import make_model
+    from harness.vllm_engine.zoo import get_model
 
     kwargs = dict(spec["llm"])
-    kwargs["model"] = str(make_model(Path(spec["models_root"]), MODELS[spec["model"]], spec["dtype"]))
+    kwargs["model"] = str(make_model(Path(spec["models_root"]), get_model(spec["model"]), spec["dtype"]))
     t0 = time.perf_counter()
     llm = LLM(**kwargs)
     started = time.perf_counter() - t0

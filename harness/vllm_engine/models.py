@@ -28,14 +28,18 @@ class TinyModel:
     model_class: str       # transformers model class that draws the weights
     seed: int
     overrides: dict[str, Any] = field(default_factory=dict)
+    #: set only where the config class has the key (MoE sizes: a dense config must not get them)
+    optional: dict[str, Any] = field(default_factory=dict)
 
-    def config(self, dtype: str) -> dict[str, Any]:
-        """The transformers config keyword arguments (pure: no transformers import)."""
+    def config(self, dtype: str, present: frozenset[str] = frozenset()) -> dict[str, Any]:
+        """The transformers config keyword arguments (pure: no transformers import); `present`
+        names the keys the config class has, which decides the `optional` ones."""
         base = dict(hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
                     num_key_value_heads=2, head_dim=32, vocab_size=512, max_position_embeddings=256,
                     rms_norm_eps=1e-6, tie_word_embeddings=False, architectures=[self.architecture],
                     # larger than the usual 0.02, so greedy picks are far from ties
                     initializer_range=0.2, dtype=dtype)
+        base.update({k: v for k, v in self.optional.items() if k in present})
         base.update(self.overrides)
         return base
 
@@ -48,6 +52,36 @@ MODELS: dict[str, TinyModel] = {m.name: m for m in (
 )}
 
 
+#: a tiny model above this many parameters is refused before any weight is drawn
+PARAM_CAP = 50_000_000
+
+
+class ModelTooLarge(ValueError):
+    """A config that ignores the tiny sizes (some multimodal configs do) would build a full model."""
+
+
+def looks_like_architecture(name: str) -> bool:
+    """A vLLM architecture name (`LlamaForCausalLM`), which the zoo makes a tiny model of."""
+    return name.isidentifier() and name[:1].isupper()
+
+
+def count_params(model_class: Any, config: Any) -> int:
+    """Parameters of `model_class(config)` built on the meta device: no memory is allocated."""
+    import torch
+
+    with torch.device("meta"):
+        net = model_class(config)
+    return sum(p.numel() for p in net.parameters())
+
+
+def check_size(model_class: Any, config: Any, cap: int = PARAM_CAP) -> int:
+    """The parameter count, or `ModelTooLarge` above `cap`."""
+    n = count_params(model_class, config)
+    if n > cap:
+        raise ModelTooLarge(f"{n} parameters on the meta device, above the cap of {cap}")
+    return n
+
+
 def model_dir(root: Path, model: TinyModel, dtype: str) -> Path:
     """Where `make_model` writes `model` in `dtype` under `root`."""
     return Path(root) / f"{model.name}-{dtype}-r{RECIPE_VERSION}-s{model.seed}"
@@ -57,7 +91,7 @@ def make_model(root: Path, model: TinyModel, dtype: str) -> Path:
     """Write `model`'s directory (config, safetensors weights) once; return it.
 
     Weights are drawn in float32 from `model.seed` and cast, so the bf16 model is the fp32 one
-    rounded. A directory holding a complete model (its `config.json` written last) is reused.
+    rounded. The parameters are counted on the meta device first (`check_size`). A directory holding a complete model (its `config.json` written last) is reused.
     """
     import torch
     import transformers
@@ -65,9 +99,12 @@ def make_model(root: Path, model: TinyModel, dtype: str) -> Path:
     out = model_dir(root, model, dtype)
     if (out / "config.json").exists():
         return out
-    config = getattr(transformers, model.config_class)(**model.config(dtype))
+    config_class = getattr(transformers, model.config_class)
+    config = config_class(**model.config(dtype, frozenset(config_class().to_dict())))
+    model_class = getattr(transformers, model.model_class)
+    check_size(model_class, config)
     torch.manual_seed(model.seed)
-    net = getattr(transformers, model.model_class)(config).to(getattr(torch, dtype))
+    net = model_class(config).to(getattr(torch, dtype))
     tmp = out.with_name(out.name + ".tmp")
     net.save_pretrained(tmp, safe_serialization=True)
     cfg = json.loads((tmp / "config.json").read_text())

@@ -50,10 +50,11 @@ def _quantile(values: list[float], q: float) -> float:
 
 
 def _base(model: str, dtype: str, arm: str, device_name: str) -> Row:
-    spec = modelmod.MODELS[model]
+    # a zoo model is named by its architecture
+    arch = modelmod.MODELS[model].architecture if model in modelmod.MODELS else model
     partner = REFERENCE_ARM if arm in ("vllm_pass", "cleanpass", "cleanpass_spawned") else ""
     return Row(workload=workload_name(model), variant=arm, dtype=dtype, num_tokens=GENERATED, hidden=HIDDEN,
-               model=f"{spec.architecture} (tiny, 2 layers)", device="cpu", device_name=device_name,
+               model=f"{arch} (tiny, 2 layers)", device="cpu", device_name=device_name,
                suite=SUITE, pipeline=PIPELINE, bitwise_partner=partner, timer=TIMER)
 
 

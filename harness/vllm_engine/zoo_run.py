@@ -1,0 +1,84 @@
+"""The zoo run: the engine check (`check.run_check`) once per architecture, resumable.
+
+Each architecture gets its own run directory `<out>/<architecture>/`; one whose run files are
+there is done and skipped (one cut off before them starts over), so re-running with the same `--out` goes on where a run stopped. An
+architecture whose engine does not start is a failed row with the first line of its error (the
+check's own behaviour), and the run goes on. `<out>/zoo.md` gathers every done architecture's table.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Callable, Sequence
+
+from harness.store import results
+from harness.vllm_engine import check, launch
+
+log = logging.getLogger(__name__)
+
+#: no clone pass, vLLM's pass, cleanpass: each a fresh engine, one at a time
+ZOO_ARMS = ("no_pass", "vllm_pass", "cleanpass")
+ZOO_DTYPES = ("float32",)
+DEFAULT_OUT = Path("results/local/vllm-zoo")
+ZOO_TABLE = "zoo.md"
+
+RunOne = Callable[..., object]
+
+
+def arch_dir(out: Path, arch: str) -> Path:
+    return Path(out) / arch
+
+
+def is_done(out: Path, arch: str) -> bool:
+    """Done when the check wrote its run files (written last, after every arm ran)."""
+    return (arch_dir(out, arch) / results.RESULT_FILES[0]).exists()
+
+
+def list_archs(python: str) -> dict[str, dict[str, str]]:
+    """{"kept": {arch: config class}, "dropped": {arch: why}} from vLLM's registry, asked in the
+    vLLM environment's interpreter (this one may not have vLLM)."""
+    with tempfile.TemporaryDirectory(prefix="cleanpass-zoo-") as tmp:
+        listing = Path(tmp) / "archs.json"
+        subprocess.run([python, "-m", "harness.vllm_engine.zoo", str(listing)], capture_output=True,
+                       timeout=300, check=True)
+        return json.loads(listing.read_text())
+
+
+def run_zoo(archs: Sequence[str], out: Path = DEFAULT_OUT, dtypes: Sequence[str] = ZOO_DTYPES,
+            arms: Sequence[str] = ZOO_ARMS, python: str | None = None,
+            progress: Callable[[str], None] | None = None, run_one: RunOne = check.run_check) -> str:
+    """Run every architecture not yet done under `out`; return the gathered table."""
+    say = progress or (lambda line: None)
+    for arch in archs:
+        if is_done(out, arch):
+            say(f"{arch}: done already, skipped")
+            continue
+        # a half-done architecture (a run cut off) starts over: no arm's stale files are read
+        shutil.rmtree(arch_dir(out, arch), ignore_errors=True)
+        say(f"{arch}: starting")
+        run_one([arch], list(dtypes), list(arms), out=arch_dir(out, arch), python=python, progress=say)
+    text = gather(out, archs)
+    (Path(out) / ZOO_TABLE).write_text(text + "\n")
+    return text
+
+
+def gather(out: Path, archs: Sequence[str]) -> str:
+    """Every done architecture's table, one section each, in the order asked."""
+    parts = []
+    for arch in archs:
+        table = arch_dir(out, arch) / check.ENGINE_DIR / check.TABLE_FILE
+        if is_done(out, arch) and table.exists():
+            parts.append(f"### {arch}\n\n{table.read_text().strip()}\n")
+    return "\n".join(parts) or "(no architecture done)"
+
+
+def default_archs(python: str | None) -> tuple[list[str], str]:
+    """(architectures, "") from vLLM's registry, or ([], why not)."""
+    interpreter, reason = launch.vllm_python(python)
+    if interpreter is None:
+        return [], reason
+    return sorted(list_archs(interpreter)["kept"]), ""

@@ -1,0 +1,135 @@
+"""The zoo's machinery without vLLM: which architectures are kept, their tiny configs, the
+meta-device size cap, and the resumable run (on a fake check)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from harness import cli
+from harness.vllm_engine import check, launch, models, rows as rowmod, zoo, zoo_run
+
+# a registry and transformers' names as the zoo reads them, made by hand
+REGISTRY = ["LlamaForCausalLM", "Qwen2MoeForCausalLM", "FooVisionForConditionalGeneration",
+            "BarForCausalLM", "GPT2LMHeadModel"]
+CAUSAL = {"llama": "LlamaForCausalLM", "qwen2_moe": "Qwen2MoeForCausalLM", "bar": "BarForCausalLM",
+          "gpt2": ("GPT2LMHeadModel", "GPT2Alias")}
+CONFIGS = {"llama": "LlamaConfig", "qwen2_moe": "Qwen2MoeConfig", "gpt2": "GPT2Config"}
+
+
+def test_select_keeps_registry_causal_lms_with_a_config_class():
+    kept, dropped = zoo.select(REGISTRY, CAUSAL, CONFIGS)
+    assert kept == {"GPT2LMHeadModel": "GPT2Config", "LlamaForCausalLM": "LlamaConfig",
+                    "Qwen2MoeForCausalLM": "Qwen2MoeConfig"}
+    assert dropped["FooVisionForConditionalGeneration"] == "not a causal LM class in transformers"
+    assert "no config class" in dropped["BarForCausalLM"]
+    assert list(kept) == sorted(kept)
+
+
+def test_transformers_causal_lm_that_vllm_lacks_is_not_kept():
+    kept, _ = zoo.select(["LlamaForCausalLM"], CAUSAL, CONFIGS)
+    assert list(kept) == ["LlamaForCausalLM"]
+    assert zoo.arch_to_type(CAUSAL)["GPT2Alias"] == "gpt2"
+
+
+def test_moe_sizes_only_where_the_config_has_them():
+    tiny = zoo.tiny_from("Qwen2MoeForCausalLM", "Qwen2MoeConfig")
+    dense = tiny.config("float32", frozenset({"hidden_size", "pad_token_id"}))
+    moe = tiny.config("float32", frozenset({"num_experts", "moe_intermediate_size", "pad_token_id"}))
+    assert not set(zoo.MOE) & set(dense) and dense["pad_token_id"] == 0
+    assert moe["num_experts"] == 4 and moe["moe_intermediate_size"] == 64
+    assert dense["hidden_size"] == 128 and dense["num_attention_heads"] * dense["head_dim"] == 128
+    assert tiny.architecture == tiny.model_class == tiny.name == "Qwen2MoeForCausalLM"
+
+
+def test_seed_is_fixed_per_architecture():
+    assert zoo.seed_of("LlamaForCausalLM") == zoo.seed_of("LlamaForCausalLM") != zoo.seed_of("GemmaForCausalLM")
+
+
+def test_real_transformers_mapping_and_tiny_model():
+    pytest.importorskip("transformers")
+    assert zoo.get_model("Qwen3ForCausalLM").config_class == "Qwen3Config"
+    assert zoo.get_model("llama") is models.MODELS["llama"]
+    with pytest.raises(ValueError, match="not a causal LM"):
+        zoo.tiny_model("NoSuchForCausalLM")
+
+
+def test_meta_device_cap_refuses_a_config_that_ignores_the_sizes(tmp_path):
+    transformers = pytest.importorskip("transformers")
+    big = transformers.LlamaConfig(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
+                                   num_attention_heads=32, vocab_size=32000)
+    # ~6.7e9 parameters: counted without allocating them, then refused
+    assert models.count_params(transformers.LlamaForCausalLM, big) > 6_000_000_000
+    with pytest.raises(models.ModelTooLarge, match="above the cap"):
+        models.check_size(transformers.LlamaForCausalLM, big)
+    huge = models.TinyModel("huge", "LlamaForCausalLM", "LlamaConfig", "LlamaForCausalLM", seed=1,
+                            overrides={"hidden_size": 4096, "num_attention_heads": 32, "head_dim": 128,
+                                       "intermediate_size": 11008, "vocab_size": 32000})
+    with pytest.raises(models.ModelTooLarge):
+        models.make_model(tmp_path, huge, "float32")
+    assert not any(tmp_path.iterdir())  # nothing written
+    small = models.TinyModel("small", "LlamaForCausalLM", "LlamaConfig", "LlamaForCausalLM", seed=1)
+    assert models.check_size(transformers.LlamaForCausalLM,
+                             transformers.LlamaConfig(**small.config("float32"))) < 1_000_000
+
+
+def test_zoo_names_are_accepted_by_the_check_and_named_in_rows():
+    assert models.looks_like_architecture("GemmaForCausalLM") and not models.looks_like_architecture("gemma")
+    row = rowmod.skipped_rows(["GemmaForCausalLM"], ["float32"], ["no_pass"], "why", "cpu")[0]
+    assert row.model.startswith("GemmaForCausalLM") and row.workload == rowmod.workload_name("GemmaForCausalLM")
+    with pytest.raises(ValueError, match="unknown"):
+        check.run_check(["gemma"], ["float32"], ["no_pass"])
+
+
+class FakeCheck:
+    """Stands in for `check.run_check`: records calls, writes what a finished check writes."""
+
+    def __init__(self, finish: bool = True):
+        self.calls: list[str] = []
+        self.finish = finish
+
+    def __call__(self, models_, dtypes, arms, out, python=None, progress=None):
+        self.calls.append(models_[0])
+        (out / check.ENGINE_DIR).mkdir(parents=True)
+        (out / check.ENGINE_DIR / check.TABLE_FILE).write_text(f"| {models_[0]} | {' '.join(arms)} |\n")
+        if self.finish:
+            (out / "results.parquet").write_bytes(b"rows")
+
+
+def test_zoo_run_skips_done_architectures(tmp_path):
+    first = FakeCheck()
+    zoo_run.run_zoo(["AForCausalLM", "BForCausalLM"], tmp_path, run_one=first)
+    assert first.calls == ["AForCausalLM", "BForCausalLM"]
+    again = FakeCheck()
+    text = zoo_run.run_zoo(["AForCausalLM", "BForCausalLM", "CForCausalLM"], tmp_path, run_one=again)
+    assert again.calls == ["CForCausalLM"]
+    assert [line for line in text.splitlines() if line.startswith("###")] == [
+        "### AForCausalLM", "### BForCausalLM", "### CForCausalLM"]
+    assert "no_pass vllm_pass cleanpass" in (tmp_path / zoo_run.ZOO_TABLE).read_text()
+
+
+def test_zoo_run_starts_a_cut_off_architecture_over(tmp_path):
+    zoo_run.run_zoo(["AForCausalLM"], tmp_path, run_one=FakeCheck(finish=False))
+    assert not zoo_run.is_done(tmp_path, "AForCausalLM")
+    stale = tmp_path / "AForCausalLM" / check.ENGINE_DIR / "stale-arm"
+    stale.mkdir()
+    again = FakeCheck()
+    text = zoo_run.run_zoo(["AForCausalLM"], tmp_path, run_one=again)
+    assert again.calls == ["AForCausalLM"] and not stale.exists() and "### AForCausalLM" in text
+
+
+def test_zoo_cli_refuses_without_a_vllm_environment(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(launch, "VENV", tmp_path / "no-venv")
+    monkeypatch.setattr(launch.importlib.util, "find_spec", lambda name: None)
+    code = cli.main(["vllm-engine", "--zoo", "--archs", "LlamaForCausalLM", "--out", str(tmp_path / "zoo")])
+    assert code == 2 and "no vLLM environment" in capsys.readouterr().err
+    assert not (tmp_path / "zoo" / "LlamaForCausalLM").exists()  # nothing marked done
+
+
+def test_registry_listing_is_written_for_the_parent(tmp_path, monkeypatch):
+    monkeypatch.setattr(zoo, "registry_archs", lambda: REGISTRY)
+    monkeypatch.setattr(zoo, "transformers_names", lambda: (CAUSAL, CONFIGS))
+    assert zoo.main([str(tmp_path / "archs.json")]) == 0
+    listing = json.loads((tmp_path / "archs.json").read_text())
+    assert sorted(listing["kept"]) == ["GPT2LMHeadModel", "LlamaForCausalLM", "Qwen2MoeForCausalLM"]
+    assert set(listing["dropped"]) == {"BarForCausalLM", "FooVisionForConditionalGeneration"}
