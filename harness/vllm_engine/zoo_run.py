@@ -8,7 +8,6 @@ check's own behaviour), and the run goes on. `<out>/zoo.md` gathers every done a
 from __future__ import annotations
 
 import json
-import logging
 import shutil
 import subprocess
 import tempfile
@@ -17,8 +16,6 @@ from typing import Callable, Sequence
 
 from harness.store import results
 from harness.vllm_engine import check, launch
-
-log = logging.getLogger(__name__)
 
 #: no clone pass, vLLM's pass, cleanpass: each a fresh engine, one at a time
 ZOO_ARMS = ("no_pass", "vllm_pass", "cleanpass")
