@@ -221,6 +221,10 @@ def format_brief(df: pd.DataFrame, infos: Sequence[VariantInfo]) -> list[str]:
     """The few lines ``harness run`` ends with: the brief table, then failed rows, one line each."""
     table = brief(df, infos)
     lines = [table.to_string(index=False)] if not table.empty else ["(no pass rows measured)"]
+    skipped = df[df["status"] == "skipped"] if "status" in df else df.iloc[0:0]
+    if len(skipped):  # e.g. the vllm suite without vLLM: say why, once per reason
+        for reason, group in skipped.groupby("error", sort=False):
+            lines.append(f"skipped: {len(group)} rows, {_clip(str(reason).removeprefix('skipped: '), 100)}")
     base = baseline_variant(infos) or "lowered"
     noisy = "device" in df and set(df["device"]) == {"cpu"}
     lines += [f"  below 1: {pass_variant(infos) or 'the pass'} moves fewer bytes / takes less time than {base} "
