@@ -8,15 +8,17 @@ import sys
 def pytest_terminal_summary(terminalreporter):
     _side_by_side(terminalreporter)
     module = sys.modules.get("tests.cleanpass.test_property")
-    stats = getattr(module, "REFERENCE_STATS", None)
-    if not stats or not stats["graphs"]:
+    traces = (("fake", getattr(module, "REFERENCE_STATS", None)), ("real", getattr(module, "REAL_STATS", None)))
+    traces = [(mode, stats) for mode, stats in traces if stats and stats["graphs"]]
+    if not traces:
         return
     terminalreporter.write_sep("-", "cleanpass property test")
-    terminalreporter.write_line(
-        f"{stats['graphs']} random graphs, {stats['clones']} clones: sound removed "
-        f"{stats['removed_sound']} and folded {stats['folded_sound']}, vllm removed "
-        f"{stats['removed_vllm']}; vllm got {stats['wrong']} graphs wrong and asserted on "
-        f"{stats['asserted']}; {module.completeness(stats)}")
+    for mode, stats in traces:  # graphs traced on fake tensors, and on real tensors
+        terminalreporter.write_line(
+            f"{mode} traces: {stats['graphs']} random graphs, {stats['clones']} clones: sound removed "
+            f"{stats['removed_sound']} and folded {stats['folded_sound']}, vllm removed "
+            f"{stats['removed_vllm']}; vllm got {stats['wrong']} graphs wrong and asserted on "
+            f"{stats['asserted']}; {module.completeness(stats)}")
 
 
 def _side_by_side(terminalreporter) -> None:
