@@ -249,15 +249,22 @@ def _alpha_is_one(call: Node) -> bool:
     return type(alpha) in (int, float) and alpha == 1
 
 
+def _rerun_exact(user: Node, values: dict[Node, Any], fake_mode: Any) -> Any:
+    """An exact aten op's value on the new layout (S2e, S2f); None when re-running it fails."""
+    try:
+        return rerun_on_fakes(user, values, fake_mode)
+    except Exception:
+        log.debug("cleanpass: re-running %s on the new layout failed", user.name, exc_info=True)
+        return None
+
+
 def _exact_writer(user: Node, values: dict[Node, Any], fake_mode: Any) -> str | None:
     """S2f: an exact in-place op (or `copy_`) reading or writing changed values; its result is
     `self`, so when `self` changed its readers are checked in turn."""
     if not _alpha_is_one(user):
         return decisions.STRIDED_USER
-    try:
-        new = rerun_on_fakes(user, values, fake_mode)
-    except Exception:
-        log.debug("cleanpass: re-running %s on the new layout failed", user.name, exc_info=True)
+    new = _rerun_exact(user, values, fake_mode)
+    if new is None:
         return decisions.STRIDED_UNVERIFIED
     written = user.args[0] if user.args else None
     if isinstance(written, Node) and written in values:
@@ -308,10 +315,8 @@ def _visit(user: Node, values: dict[Node, Any], fake_mode: Any) -> str | None:
     if kind is not None:
         if not _same_arithmetic(user, kind, values):
             return decisions.STRIDED_USER
-        try:
-            new = rerun_on_fakes(user, values, fake_mode)
-        except Exception:
-            log.debug("cleanpass: re-running %s on the new layout failed", user.name, exc_info=True)
+        new = _rerun_exact(user, values, fake_mode)
+        if new is None:
             return decisions.STRIDED_UNVERIFIED
         old, fresh = _tensors(user.meta.get("val")), _tensors(new)
         if len(old) != len(fresh) or not all(same_layout(a, b) for a, b in zip(old, fresh)):

@@ -116,6 +116,6 @@ def test_the_report_line_names_every_kept_reason():
                            "strided-output=2)")
 
 
-def test_uuid_changes_with_folding_and_with_registered_facts():
+def test_uuid_changes_with_folding_and_is_stable():
     folding, plain = vllm_plugin.VllmClonePass(fold=True), vllm_plugin.VllmClonePass(fold=False)
     assert folding.uuid() != plain.uuid() and folding.uuid() == vllm_plugin.VllmClonePass(fold=True).uuid()
