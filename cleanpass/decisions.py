@@ -95,6 +95,11 @@ class Decision:
     bytes_formula: str | None = None
     origin: str = MODEL
 
+    def as_dict(self) -> dict[str, Any]:
+        """The fields as a dict, like `dataclasses.asdict` without its deep copy (every field
+        is a str, an int or None): a report of thousands of decisions is built per graph."""
+        return dict(self.__dict__)
+
 
 def clone_bytes(clone: Node) -> tuple[int | None, str | None]:
     """(bytes the clone copies, formula when its size is symbolic)."""

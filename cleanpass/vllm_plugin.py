@@ -31,7 +31,6 @@ Each compiled graph gets one INFO line in vLLM's log (logger `vllm.cleanpass`).
 """
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import itertools
 import json
@@ -79,7 +78,7 @@ def donated_positions(graph: fx.Graph, node_indices: Iterable[int]) -> tuple[int
 def report_record(number: int, report: CloneReport, compile_range: str) -> dict[str, Any]:
     """One graph's report as plain data (the JSON file, and the fields of the log line)."""
     def entries(decisions: list[Decision]) -> list[dict[str, Any]]:
-        return [dataclasses.asdict(d) for d in decisions]
+        return [d.as_dict() for d in decisions]
 
     return {"graph": number, "pid": os.getpid(), "compile_range": compile_range,
             "policy": report.policy, "clones_before": report.clones_before,

@@ -143,3 +143,14 @@ def test_shape_guard_refused_before_it_is_recorded(strict, monkeypatch):
             bool(size > 3)
     assert _compat.guard_count(env) == 0 and "_check_frozen" not in vars(env)
     assert bool(size > 3) and _compat.guard_count(env) == 1
+
+
+def test_decision_as_dict_is_dataclasses_asdict():
+    import dataclasses
+
+    for decision in (decisions.Decision("c", "s", decisions.REMOVED, 64, None),
+                     decisions.Decision("c", "s", decisions.FOLDED, None, "8*s0", "lowering")):
+        found = decision.as_dict()
+        assert found == dataclasses.asdict(decision)
+        found["reason"] = "changed"  # a copy: the decision is untouched
+        assert decision.reason != "changed"
