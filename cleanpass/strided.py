@@ -157,13 +157,19 @@ def provably_non_overlapping(fake: torch.Tensor) -> bool:
     return True
 
 
+#: memory formats whose clone is its source's elements in a layout S2 checks every reader against
+_VALUE_FORMATS = (torch.preserve_format, torch.contiguous_format)
+
+
 def _plain_clone_of_view(clone: Node, source: Node) -> bool:
     """S1."""
     fake_clone, fake_source = fake_tensor(clone), fake_tensor(source)
     if fake_clone is None or fake_source is None:
         return False
+    # `x.contiguous()` (how a provider that does not know the pass makes dense rows) clones with
+    # contiguous_format: the same elements as a plain clone, only its layout is fixed
     memory_format = clone.kwargs.get("memory_format", torch.preserve_format)
-    if len(clone.args) != 1 or set(clone.kwargs) - {"memory_format"} or memory_format is not torch.preserve_format:
+    if len(clone.args) != 1 or set(clone.kwargs) - {"memory_format"} or memory_format not in _VALUE_FORMATS:
         return False
     if fake_clone.dtype != fake_source.dtype or fake_clone.dim() != fake_source.dim():
         return False

@@ -201,8 +201,10 @@ def test_self_overlapping_source_keeps_the_clone():
 
 
 @pytest.mark.parametrize("copy", ["clone", "contiguous"])
-def test_plain_clone_goes_explicit_contiguous_stays(copy):
-    """rows_ takes q's 2-D layout, so a plain clone goes; `.contiguous()` asks for the layout."""
+def test_plain_clone_and_contiguous_copy_go_alike(copy):
+    """rows_ takes q's 2-D layout and so does the matmul reading it after: a plain clone and
+    `.contiguous()` (the same elements, a fixed layout) both go; the layout a reader needs
+    keeps either (test_a_contiguous_copy_stays_where_a_reader_needs_its_layout)."""
     def f(x, w):
         q, _, _ = _qkv(x, w)
         c = getattr(q, copy)()
@@ -210,7 +212,7 @@ def test_plain_clone_goes_explicit_contiguous_stays(copy):
         return _read(c)
 
     out = run_pass(f, X, W)
-    assert out.reasons == ([] if copy == "clone" else [decisions.LAYOUT_DIFFERS])
+    assert out.reasons == []
     assert out.check.ok
 
 
@@ -342,3 +344,32 @@ def test_trace_keeps_the_pattern():
     clones = [n for n in gm.graph.nodes if n.target is torch.ops.aten.clone.default]
     assert len(clones) == 2
     assert all(n.args[0].meta["val"].stride() == (16, 1) for n in clones)
+
+
+def test_a_contiguous_copy_for_an_any_layout_kernel_goes():
+    """`q.contiguous()` (a provider making dense rows for a kernel it does not know takes any) is a
+    clone with contiguous_format: removed like a plain clone when every reader takes q's layout."""
+    def f(x, w):
+        q, k, v = _qkv(x, w)
+        cq, ck = q.contiguous(), k.contiguous()
+        strided.rotate_(cq, ck)
+        return _read(cq), _read(ck), _read(v)
+
+    out = run_pass(f, X, W)
+    assert [d.reason for d in out.report.removed] == [decisions.REMOVED] * 2
+    assert out.check.ok, out.check.problems
+
+
+@pytest.mark.parametrize("reader, reason", [
+    (lambda c: c.view(-1), decisions.STRIDED_VIEW_INVALID),       # row-major only
+    (lambda c: strided.dense_sum(c), decisions.STRIDED_USER),  # may need it dense
+])
+def test_a_contiguous_copy_stays_where_a_reader_needs_its_layout(reader, reason):
+    def f(x):
+        c = x.t().contiguous()
+        strided.rows_(c)
+        return reader(c)
+
+    out = run_pass(f, torch.randn(4, 8))
+    assert out.report.removed == [] and [d.reason for d in out.report.kept] == [reason]
+    assert out.check.ok, out.check.problems
