@@ -484,8 +484,9 @@ def add_vllm_engine(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_vllm_zoo(args: argparse.Namespace) -> int:
-    """The zoo run; exit 0 once the table is written (failed starts are rows), 2 without vLLM
-    (skipped rows would count as done architectures) or without architectures."""
+    """The zoo run; exit 0 once the table is written (architectures that do not start are rows),
+    1 when a cleanpass row failed where the no-pass arm ran (`zoo_run.pass_failures`), 2 without
+    vLLM (skipped rows would count as done architectures) or without architectures."""
     if engine_launch.vllm_python(args.python)[0] is None:
         print(f"harness vllm-engine --zoo: {engine_launch.vllm_python(args.python)[1]}", file=sys.stderr)
         return 2
@@ -498,7 +499,10 @@ def cmd_vllm_zoo(args: argparse.Namespace) -> int:
                               _split(args.arms) or list(engine_zoo.ZOO_ARMS), python=args.python,
                               progress=lambda line: print(line, file=sys.stderr, flush=True))
     print(text)
-    return 0
+    failures = engine_zoo.pass_failures(Path(args.out or engine_zoo.DEFAULT_OUT), archs)
+    for line in failures:
+        print(f"FAILED {line}")
+    return 1 if failures else 0
 
 
 def cmd_vllm_engine(args: argparse.Namespace) -> int:

@@ -52,10 +52,12 @@ def arm_order(arms: Sequence[str], rep: int) -> list[str]:
 def run_check(models: Sequence[str], dtypes: Sequence[str], arms: Sequence[str], reps: int = 1,
               out: str | Path | None = None, results_root: str | Path = "results/local",
               python: str | None = None, progress: Progress | None = None,
-              spawned_everywhere: bool = False) -> CheckResult:
+              spawned_everywhere: bool = False, reference: str | None = None) -> CheckResult:
     """Run the check and write its run directory (skipped rows where vLLM is missing).
 
-    The spawned arm runs on the first (model, dtype) only, unless `spawned_everywhere`.
+    The spawned arm runs on the first (model, dtype) only, unless `spawned_everywhere`. With
+    `reference` (an arm), a (model, dtype) whose reference arm fails first is not run further:
+    its other arms become failed rows naming that failure (they would have nothing to compare with).
     """
     unknown = [a for a in arms if a not in armmod.ARMS] + [m for m in models if m not in MODELS and not looks_like_architecture(m)]
     if unknown or reps < 1 or not arms:
@@ -80,7 +82,8 @@ def run_check(models: Sequence[str], dtypes: Sequence[str], arms: Sequence[str],
             for model in models:
                 for dtype in dtypes:
                     here = [a for a in arms if a != SPAWNED or spawned_everywhere or not groups]
-                    reps_by_arm = _run_group(interpreter, model, dtype, here, reps, run_dir, models_root, say)
+                    reps_by_arm = _run_group(interpreter, model, dtype, here, reps, run_dir, models_root, say,
+                                             reference)
                     groups.append([reps_by_arm[a] for a in here])
         finally:
             shutil.rmtree(models_root, ignore_errors=True)
@@ -104,10 +107,16 @@ def run_check(models: Sequence[str], dtypes: Sequence[str], arms: Sequence[str],
 
 
 def _run_group(python: str, model: str, dtype: str, arms: Sequence[str], reps: int, run_dir: Path,
-               models_root: Path, say: Progress) -> dict[str, list[ArmOutcome]]:
+               models_root: Path, say: Progress, reference: str | None = None) -> dict[str, list[ArmOutcome]]:
     done: dict[str, list[ArmOutcome]] = {a: [] for a in arms}
     for rep in range(reps):
         for arm in arm_order(arms, rep):
+            first = done.get(reference or "", [])[:1]
+            if first and not first[0].ok:
+                why = f"not run: the {reference} arm failed first ({first[0].error[:300]})"
+                done[arm].append(ArmOutcome(model, dtype, arm, ok=False, error=why))
+                say(f"{model} {dtype} {arm} rep {rep}: {why[:200]}")
+                continue
             work = run_dir / ENGINE_DIR / f"{model}-{dtype}" / f"{arm}-{rep}"
             t = time.perf_counter()
             outcome = launch.run_arm(python, model, dtype, armmod.ARMS[arm], work, models_root)

@@ -99,9 +99,11 @@ def make_model(root: Path, model: TinyModel, dtype: str) -> Path:
     out = model_dir(root, model, dtype)
     if (out / "config.json").exists():
         return out
-    config_class = getattr(transformers, model.config_class)
-    config = config_class(**model.config(dtype, frozenset(config_class().to_dict())))
     model_class = getattr(transformers, model.model_class)
+    # a composite config (Llama 4, Qwen3.5: text plus vision) is not what its causal LM takes:
+    # the model class names its own (text) config class
+    config_class = getattr(model_class, "config_class", None) or getattr(transformers, model.config_class)
+    config = config_class(**model.config(dtype, frozenset(config_class().to_dict())))
     check_size(model_class, config)
     torch.manual_seed(model.seed)
     net = model_class(config).to(getattr(torch, dtype))

@@ -57,10 +57,29 @@ def run_zoo(archs: Sequence[str], out: Path = DEFAULT_OUT, dtypes: Sequence[str]
         # a half-done architecture (a run cut off) starts over: no arm's stale files are read
         shutil.rmtree(arch_dir(out, arch), ignore_errors=True)
         say(f"{arch}: starting")
-        run_one([arch], list(dtypes), list(arms), out=arch_dir(out, arch), python=python, progress=say)
+        run_one([arch], list(dtypes), list(arms), out=arch_dir(out, arch), python=python, progress=say,
+                reference=ZOO_ARMS[0] if ZOO_ARMS[0] in arms else None)
     text = gather(out, archs)
     (Path(out) / ZOO_TABLE).write_text(text + "\n")
     return text
+
+
+def pass_failures(out: Path, archs: Sequence[str], pass_arm: str = "cleanpass",
+                  reference: str = ZOO_ARMS[0]) -> list[str]:
+    """One line per failed `pass_arm` row whose reference arm ran: a crash in the pass, a changed
+    token or log-prob, more clones than vLLM's pass. These fail the run; an architecture that
+    does not start without any pass is a row of the table, not a failure of cleanpass."""
+    lines = []
+    for arch in archs:
+        if not is_done(out, arch):
+            continue
+        frame = results.read_run(arch_dir(out, arch))[0]
+        for dtype, rows in frame.groupby("dtype"):
+            by_arm = {r["variant"]: r for r in rows.to_dict("records")}
+            ours, base = by_arm.get(pass_arm), by_arm.get(reference)
+            if ours is not None and base is not None and base["ok"] and not ours["ok"]:
+                lines.append(f"{arch} {dtype} {pass_arm}: {ours['error']}")
+    return lines
 
 
 def gather(out: Path, archs: Sequence[str]) -> str:

@@ -86,10 +86,12 @@ class FakeCheck:
 
     def __init__(self, finish: bool = True):
         self.calls: list[str] = []
+        self.references: list[str | None] = []
         self.finish = finish
 
-    def __call__(self, models_, dtypes, arms, out, python=None, progress=None):
+    def __call__(self, models_, dtypes, arms, out, python=None, progress=None, reference=None):
         self.calls.append(models_[0])
+        self.references.append(reference)
         (out / check.ENGINE_DIR).mkdir(parents=True)
         (out / check.ENGINE_DIR / check.TABLE_FILE).write_text(f"| {models_[0]} | {' '.join(arms)} |\n")
         if self.finish:
@@ -100,6 +102,7 @@ def test_zoo_run_skips_done_architectures(tmp_path):
     first = FakeCheck()
     zoo_run.run_zoo(["AForCausalLM", "BForCausalLM"], tmp_path, run_one=first)
     assert first.calls == ["AForCausalLM", "BForCausalLM"]
+    assert first.references == ["no_pass", "no_pass"]  # the zoo stops an architecture whose no-pass arm fails
     again = FakeCheck()
     text = zoo_run.run_zoo(["AForCausalLM", "BForCausalLM", "CForCausalLM"], tmp_path, run_one=again)
     assert again.calls == ["CForCausalLM"]
@@ -133,3 +136,62 @@ def test_registry_listing_is_written_for_the_parent(tmp_path, monkeypatch):
     listing = json.loads((tmp_path / "archs.json").read_text())
     assert sorted(listing["kept"]) == ["GPT2LMHeadModel", "LlamaForCausalLM", "Qwen2MoeForCausalLM"]
     assert set(listing["dropped"]) == {"BarForCausalLM", "FooVisionForConditionalGeneration"}
+
+
+def test_a_failed_reference_arm_stops_its_group_and_names_why(tmp_path, monkeypatch):
+    """The zoo's policy (`reference`): after the no-pass arm fails, the other arms are failed rows
+    that say so, not engines started for nothing; without a reference every arm runs."""
+    from harness.vllm_engine.outcome import ArmOutcome
+
+    started: list[str] = []
+
+    def run_arm(python, model, dtype, arm, work, models_root):
+        started.append(arm.name)
+        return ArmOutcome(model, dtype, arm.name, ok=False, error="ValueError: no lm_head")
+
+    monkeypatch.setattr(check.launch, "run_arm", run_arm)
+    arms = ["no_pass", "vllm_pass", "cleanpass"]
+    done = check._run_group("python", "XForCausalLM", "float32", arms, 1, tmp_path, tmp_path, print, "no_pass")
+    assert started == ["no_pass"]
+    assert [done[a][0].ok for a in arms] == [False, False, False]
+    assert done["cleanpass"][0].error.startswith("not run: the no_pass arm failed first (ValueError: no lm_head")
+    started.clear()
+    check._run_group("python", "XForCausalLM", "float32", arms, 1, tmp_path, tmp_path, print)
+    assert started == arms
+
+
+def _arch_rows(out, arch, rows):
+    import json
+
+    import pandas as pd
+
+    where = zoo_run.arch_dir(out, arch)
+    where.mkdir(parents=True)
+    pd.DataFrame(rows).to_parquet(where / "results.parquet")
+    pd.DataFrame({"x": []}).to_parquet(where / "samples.parquet")
+    (where / "env.json").write_text(json.dumps({}))
+
+
+def test_the_zoo_fails_on_a_cleanpass_failure_only_where_the_reference_ran(tmp_path):
+    ok = {"dtype": "float32", "ok": True, "error": ""}
+    _arch_rows(tmp_path, "AForCausalLM", [  # starts without a pass, cleanpass breaks it: a failure
+        {**ok, "variant": "no_pass"}, {**ok, "variant": "vllm_pass"},
+        {**ok, "variant": "cleanpass", "ok": False, "error": "tokens differ from no_pass"}])
+    _arch_rows(tmp_path, "BForCausalLM", [  # does not start at all: a row, not a failure
+        {**ok, "variant": v, "ok": False, "error": "ValueError: no lm_head"} for v in zoo_run.ZOO_ARMS])
+    _arch_rows(tmp_path, "CForCausalLM", [{**ok, "variant": v} for v in zoo_run.ZOO_ARMS])
+    archs = ["AForCausalLM", "BForCausalLM", "CForCausalLM", "DForCausalLM"]  # D: not run yet
+    assert zoo_run.pass_failures(tmp_path, archs) == ["AForCausalLM float32 cleanpass: tokens differ from no_pass"]
+
+
+def test_a_composite_config_gives_its_text_model(tmp_path):
+    """Llama 4's config holds a text and a vision config; its causal LM takes the text one (the
+    zoo once failed to build it: "'Llama4Config' object has no attribute 'pad_token_id'")."""
+
+    transformers = pytest.importorskip("transformers")
+    if not hasattr(transformers, "Llama4ForCausalLM"):
+        pytest.skip("this transformers has no Llama 4")
+    where = models.make_model(tmp_path, zoo.tiny_from("Llama4ForCausalLM", "Llama4Config"), "float32")
+    config = json.loads((where / "config.json").read_text())
+    assert config["model_type"] == "llama4_text" and config["hidden_size"] == 128
+    assert config["architectures"] == ["Llama4ForCausalLM"]
