@@ -499,6 +499,7 @@ def cmd_vllm_zoo(args: argparse.Namespace) -> int:
                               _split(args.arms) or list(engine_zoo.ZOO_ARMS), python=args.python,
                               progress=lambda line: print(line, file=sys.stderr, flush=True))
     print(text)
+    print(f"every arm of every architecture: {Path(args.out or engine_zoo.DEFAULT_OUT) / engine_zoo.ZOO_TABLE}")
     failures = engine_zoo.pass_failures(Path(args.out or engine_zoo.DEFAULT_OUT), archs)
     for line in failures:
         print(f"FAILED {line}")

@@ -28,6 +28,12 @@ MOE: dict[str, object] = {
 #: special token ids inside the tiny vocabulary (some config defaults, e.g. Phi-3's 32000, are not)
 TOKEN_IDS: dict[str, object] = {"pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2}
 
+#: per-architecture config keys, each where vLLM's model code reads the checkpoint otherwise
+ARCH_OVERRIDES: dict[str, dict[str, object]] = {
+    # vLLM's Bloom always ties the LM head to the embeddings and rejects an `lm_head` weight
+    "BloomForCausalLM": {"tie_word_embeddings": True},
+}
+
 ClassNames = Mapping[str, "str | tuple[str, ...] | list[str]"]
 
 
@@ -63,7 +69,8 @@ def seed_of(arch: str) -> int:
 
 def tiny_from(arch: str, config_class: str) -> TinyModel:
     """The zoo's tiny model of `arch` (its transformers class has the architecture's name)."""
-    return TinyModel(arch, arch, config_class, arch, seed=seed_of(arch), optional={**MOE, **TOKEN_IDS})
+    return TinyModel(arch, arch, config_class, arch, seed=seed_of(arch), optional={**MOE, **TOKEN_IDS},
+                     overrides=dict(ARCH_OVERRIDES.get(arch, {})))
 
 
 def transformers_names() -> tuple[ClassNames, Mapping[str, str]]:

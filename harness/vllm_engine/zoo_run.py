@@ -15,13 +15,15 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from harness.store import results
-from harness.vllm_engine import check, launch
+from harness.vllm_engine import check, launch, zoo_table
 
 #: no clone pass, vLLM's pass, cleanpass: each a fresh engine, one at a time
 ZOO_ARMS = ("no_pass", "vllm_pass", "cleanpass")
 ZOO_DTYPES = ("float32",)
 DEFAULT_OUT = Path("results/local/vllm-zoo")
 ZOO_TABLE = "zoo.md"
+#: one line per architecture and dtype (`zoo_table.summary`)
+ZOO_SUMMARY = "summary.md"
 
 RunOne = Callable[..., object]
 
@@ -48,7 +50,8 @@ def list_archs(python: str) -> dict[str, dict[str, str]]:
 def run_zoo(archs: Sequence[str], out: Path = DEFAULT_OUT, dtypes: Sequence[str] = ZOO_DTYPES,
             arms: Sequence[str] = ZOO_ARMS, python: str | None = None,
             progress: Callable[[str], None] | None = None, run_one: RunOne = check.run_check) -> str:
-    """Run every architecture not yet done under `out`; return the gathered table."""
+    """Run every architecture not yet done under `out`; write every architecture's table
+    (`zoo.md`) and the one-line-per-architecture summary (`summary.md`); return the summary."""
     say = progress or (lambda line: None)
     for arch in archs:
         if is_done(out, arch):
@@ -61,7 +64,9 @@ def run_zoo(archs: Sequence[str], out: Path = DEFAULT_OUT, dtypes: Sequence[str]
                 reference=ZOO_ARMS[0] if ZOO_ARMS[0] in arms else None)
     text = gather(out, archs)
     (Path(out) / ZOO_TABLE).write_text(text + "\n")
-    return text
+    brief = "\n\n".join(zoo_table.summary(out, archs, dtype) for dtype in dtypes)
+    (Path(out) / ZOO_SUMMARY).write_text(brief + "\n")
+    return brief
 
 
 def pass_failures(out: Path, archs: Sequence[str], pass_arm: str = "cleanpass",

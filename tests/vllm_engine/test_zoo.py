@@ -42,6 +42,12 @@ def test_moe_sizes_only_where_the_config_has_them():
     assert tiny.architecture == tiny.model_class == tiny.name == "Qwen2MoeForCausalLM"
 
 
+def test_an_architecture_override_reaches_its_config_only():
+    bloom = zoo.tiny_from("BloomForCausalLM", "BloomConfig").config("float32")
+    llama = zoo.tiny_from("LlamaForCausalLM", "LlamaConfig").config("float32")
+    assert bloom["tie_word_embeddings"] is True and llama["tie_word_embeddings"] is False
+
+
 def test_seed_is_fixed_per_architecture():
     assert zoo.seed_of("LlamaForCausalLM") == zoo.seed_of("LlamaForCausalLM") != zoo.seed_of("GemmaForCausalLM")
 
@@ -104,11 +110,13 @@ def test_zoo_run_skips_done_architectures(tmp_path):
     assert first.calls == ["AForCausalLM", "BForCausalLM"]
     assert first.references == ["no_pass", "no_pass"]  # the zoo stops an architecture whose no-pass arm fails
     again = FakeCheck()
-    text = zoo_run.run_zoo(["AForCausalLM", "BForCausalLM", "CForCausalLM"], tmp_path, run_one=again)
+    zoo_run.run_zoo(["AForCausalLM", "BForCausalLM", "CForCausalLM"], tmp_path, run_one=again)
     assert again.calls == ["CForCausalLM"]
+    text = (tmp_path / zoo_run.ZOO_TABLE).read_text()
     assert [line for line in text.splitlines() if line.startswith("###")] == [
         "### AForCausalLM", "### BForCausalLM", "### CForCausalLM"]
-    assert "no_pass vllm_pass cleanpass" in (tmp_path / zoo_run.ZOO_TABLE).read_text()
+    assert "no_pass vllm_pass cleanpass" in text
+    assert (tmp_path / zoo_run.ZOO_SUMMARY).read_text().startswith("| architecture |")
 
 
 def test_zoo_run_starts_a_cut_off_architecture_over(tmp_path):
@@ -117,8 +125,9 @@ def test_zoo_run_starts_a_cut_off_architecture_over(tmp_path):
     stale = tmp_path / "AForCausalLM" / check.ENGINE_DIR / "stale-arm"
     stale.mkdir()
     again = FakeCheck()
-    text = zoo_run.run_zoo(["AForCausalLM"], tmp_path, run_one=again)
-    assert again.calls == ["AForCausalLM"] and not stale.exists() and "### AForCausalLM" in text
+    zoo_run.run_zoo(["AForCausalLM"], tmp_path, run_one=again)
+    assert again.calls == ["AForCausalLM"] and not stale.exists()
+    assert "### AForCausalLM" in (tmp_path / zoo_run.ZOO_TABLE).read_text()
 
 
 def test_zoo_cli_refuses_without_a_vllm_environment(tmp_path, monkeypatch, capsys):

@@ -1,0 +1,72 @@
+"""The zoo at a glance: one line per architecture, read back from the zoo's run directories.
+
+`zoo_run` keeps every architecture's full engine table (`zoo.md`); this is the summary the README
+shows: clones per piece after lowering, what vLLM's pass and cleanpass leave, what cleanpass
+folded, whether both passes generate the no-pass arm's tokens and log-probs bit for bit, and the
+reason cleanpass gives for each clone it keeps. Architectures that do not start without any clone
+pass are listed under the table with the first line of their error.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Sequence
+
+from harness.vllm_engine import check
+from harness.vllm_engine.arms import REFERENCE_ARM
+from harness.vllm_engine.checks import judge
+from harness.vllm_engine.outcome import ArmOutcome, read_arm
+from harness.vllm_engine.table import clones_cell
+
+HEADER = ("architecture", "dtype", "clones lowered (per piece)", "vLLM's pass leaves", "cleanpass leaves",
+          "folded", "= no pass (vLLM / cleanpass)", "cleanpass keeps, why")
+PASS_ARMS = ("vllm_pass", "cleanpass")
+
+
+def _arm(out: Path, arch: str, dtype: str, arm: str) -> ArmOutcome | None:
+    work = Path(out) / arch / check.ENGINE_DIR / f"{arch}-{dtype}" / f"{arm}-0"
+    return read_arm(work, arch, dtype, arm) if work.is_dir() else None
+
+
+def _after(arm: ArmOutcome | None) -> str:
+    if arm is None or not arm.ok or not arm.pieces:
+        return "-"
+    return "/".join(str(p.final) for p in arm.pieces)
+
+
+def _equal(arm: ArmOutcome | None, by_arm: dict[str, ArmOutcome]) -> str:
+    if arm is None or not arm.ok:
+        return "failed"
+    return {True: "yes", False: "**no**", None: "-"}[judge(arm, by_arm).bitwise]
+
+
+def _kept_reasons(arm: ArmOutcome | None) -> str:
+    reasons = Counter(kept["reason"] for report in (arm.reports if arm else []) for kept in report.get("kept", []))
+    return ", ".join(f"{reason} {n}" for reason, n in sorted(reasons.items())) or "-"
+
+
+def _folded(arm: ArmOutcome | None) -> str:
+    return str(sum(len(report.get("folded", [])) for report in arm.reports)) if arm and arm.ok else "-"
+
+
+def summary(out: Path, archs: Sequence[str], dtype: str = "float32") -> str:
+    """The markdown summary of every architecture of `archs` run under `out` in `dtype`."""
+    rows, not_started = [], []
+    for arch in archs:
+        reference = _arm(out, arch, dtype, REFERENCE_ARM)
+        if reference is None:
+            continue
+        if not reference.ok:
+            not_started.append(f"{arch} ({reference.error.splitlines()[0][:140] if reference.error else 'no error text'})")
+            continue
+        arms = {name: _arm(out, arch, dtype, name) for name in PASS_ARMS}
+        by_arm = {name: arm for name, arm in {REFERENCE_ARM: reference, **arms}.items() if arm is not None}
+        ours = arms["cleanpass"]
+        rows.append((arch, dtype, clones_cell(reference).split(" -> ")[0], _after(arms["vllm_pass"]),
+                     _after(ours), _folded(ours),
+                     f"{_equal(arms['vllm_pass'], by_arm)} / {_equal(ours, by_arm)}", _kept_reasons(ours)))
+    lines = [HEADER, tuple("---" for _ in HEADER)] + rows
+    text = "\n".join("| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in lines)
+    if not_started:
+        text += (f"\n\nDid not start without a clone pass ({len(not_started)}): " + "; ".join(not_started) + ".")
+    return text
