@@ -108,6 +108,12 @@ $(VLLM_CPU_STAMP): scripts/vllm_cpu_env.sh pyproject.toml
 vllm-engine: $(VLLM_CPU_STAMP)
 	$(VLLM_CPU)/bin/python -m harness vllm-engine $(VLLM_ENGINE_ARGS)
 
+# tests/vllm_engine under vllm-cpu itself (seconds; the engine-starting ones are `slow` and left to
+# vllm-engine above): the `cpu_c` provider's kernel facts against this machine's real `_C` kernels.
+.PHONY: vllm-engine-test
+vllm-engine-test: $(VLLM_CPU_STAMP)
+	$(VLLM_CPU)/bin/python -m pytest -q -m "not slow" tests/vllm_engine
+
 # vLLM's model zoo (docs/vllm-engine.md): one tiny random model per decoder-only text architecture
 # of vLLM's registry that transformers has a config for, arms no_pass, vllm_pass and cleanpass, fp32,
 # resumable (re-run with the same --out; default results/local/vllm-zoo). Long: CI does not run it.
