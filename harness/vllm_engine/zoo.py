@@ -23,6 +23,9 @@ MOE: dict[str, object] = {
     "num_experts": 4, "num_local_experts": 4, "n_routed_experts": 4, "moe_num_experts": 4,
     "num_experts_per_tok": 2, "moe_k": 2, "moe_intermediate_size": 64,
     "shared_expert_intermediate_size": 64, "n_shared_experts": 1, "first_k_dense_replace": 0,
+    # grouped routing (DeepSeek V2/V3): one group, so every expert is eligible (vLLM's CPU router
+    # asserts the group sizes are set; the transformers defaults leave them None)
+    "n_group": 1, "topk_group": 1,
 }
 
 #: special token ids inside the tiny vocabulary (some config defaults, e.g. Phi-3's 32000, are not)
