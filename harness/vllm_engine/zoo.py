@@ -33,8 +33,9 @@ TOKEN_IDS: dict[str, object] = {"pad_token_id": 0, "bos_token_id": 1, "eos_token
 
 #: per-architecture config keys, each where vLLM's model code reads the checkpoint otherwise
 ARCH_OVERRIDES: dict[str, dict[str, object]] = {
-    # vLLM's Bloom always ties the LM head to the embeddings and rejects an `lm_head` weight
+    # vLLM's model always ties the LM head to the embeddings and rejects an `lm_head` weight
     "BloomForCausalLM": {"tie_word_embeddings": True},
+    "Gemma2ForCausalLM": {"tie_word_embeddings": True},
 }
 
 ClassNames = Mapping[str, "str | tuple[str, ...] | list[str]"]

@@ -12,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Sequence
 
+from harness.store import results
 from harness.vllm_engine import check
 from harness.vllm_engine.arms import REFERENCE_ARM
 from harness.vllm_engine.checks import judge
@@ -53,6 +54,8 @@ def summary(out: Path, archs: Sequence[str], dtype: str = "float32") -> str:
     """The markdown summary of every architecture of `archs` run under `out` in `dtype`."""
     rows, not_started = [], []
     for arch in archs:
+        if not (Path(out) / arch / results.RESULT_FILES[0]).exists():
+            continue  # not run, or running: its arms are not all there
         reference = _arm(out, arch, dtype, REFERENCE_ARM)
         if reference is None:
             continue

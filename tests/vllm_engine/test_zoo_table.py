@@ -19,6 +19,7 @@ def _arm(out: Path, arch: str, arm: str, *, ok: bool = True, finals=(0, 1, 1), t
     result = {"ok": ok, "pid": 1, "start_s": 1.0, "generate_s": 1.0, "tokens": [list(tokens)],
               "logprobs": [[-0.5] * len(tokens)]} if ok else {"ok": False, "error": error}
     (work / "out.json").write_text(json.dumps(result))
+    (out / arch / "results.parquet").write_bytes(b"")  # the architecture's run is done
     if not ok:
         return
     for n, final in enumerate(finals):
@@ -44,3 +45,5 @@ def test_one_line_per_architecture_with_the_reasons_cleanpass_keeps(tmp_path):
     assert lines[3] == "| QwenForCausalLM | float32 | 0/4/4 | 0/1/1 | 0/1/1 | 0 | **no** / yes | layout-differs 2 |"
     assert text.endswith("Did not start without a clone pass (1): BloomForCausalLM (ValueError: no lm_head).")
     assert "NotRun" not in text
+    (tmp_path / "GemmaForCausalLM" / "results.parquet").unlink()  # a running architecture is left out
+    assert "GemmaForCausalLM" not in zoo_table.summary(tmp_path, ["GemmaForCausalLM"])
