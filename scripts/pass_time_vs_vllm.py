@@ -6,7 +6,9 @@ speed tests time; inputs x and residual donated) and the post-grad graph of a 32
 transformers Llama as our lowering leaves it (`workloads.scale`'s small dimensions, donation as
 the pipeline records it). Each round runs every arm once on a fresh copy of each graph
 (`workloads.pipeline.copy_graph`: same fake tensors, new nodes), who goes first alternating
-round by round, so that a loaded machine slows both alike; medians over the rounds.
+round by round; medians over the rounds. Times are the thread's CPU time (`time.thread_time`):
+on a shared machine wall time also counts the waits for a core (seen +-30% between two runs of one
+code); the wall-clock medians are printed beside them.
 
 Arms, both as vLLM's clone slot calls them: inside vLLM's pass context (entered outside the
 timer, as a compile enters it once) with the donated inputs as `donated_input_ids`, the timer
@@ -98,14 +100,30 @@ def llama_case(layers: int, tokens: int = 16) -> Case:
 
 # ---- the arms ----------------------------------------------------------------------------
 
-Arm = Callable[[fx.Graph, tuple[int, ...]], float]  # runs on the graph, returns seconds
+Arm = Callable[[fx.Graph, tuple[int, ...]], "Seconds"]  # runs on the graph
 
 
-def cleanpass_direct(graph: fx.Graph, donated: tuple[int, ...]) -> float:
+@dataclass(frozen=True)
+class Seconds:
+    """One timed call: the thread's CPU time and the wall-clock time."""
+
+    cpu: float
+    wall: float
+
+
+@contextlib.contextmanager
+def timed(found: list[Seconds]) -> Iterator[None]:
+    cpu, wall = time.thread_time(), time.perf_counter()
+    yield
+    found.append(Seconds(time.thread_time() - cpu, time.perf_counter() - wall))
+
+
+def cleanpass_direct(graph: fx.Graph, donated: tuple[int, ...]) -> Seconds:
     """The plugin's call without vLLM: `eliminate_clones_in_graph`, sound policy, folding on."""
-    started = time.perf_counter()
-    cleanpass.eliminate_clones_in_graph(graph, donated, policy="sound")
-    return time.perf_counter() - started
+    found: list[Seconds] = []
+    with timed(found):
+        cleanpass.eliminate_clones_in_graph(graph, donated, policy="sound")
+    return found[0]
 
 
 def slot_arms() -> dict[str, Arm]:
@@ -118,14 +136,15 @@ def slot_arms() -> dict[str, Arm]:
     from cleanpass.vllm_plugin import VllmClonePass
 
     def in_slot(pass_: Any) -> Arm:
-        def run(graph: fx.Graph, donated: tuple[int, ...]) -> float:
+        def run(graph: fx.Graph, donated: tuple[int, ...]) -> Seconds:
             placeholders = graph.find_nodes(op="placeholder")
             position = {node: index for index, node in enumerate(graph.nodes)}
+            found: list[Seconds] = []
             with pass_context(compile_range=Range(1, 8192)):
                 get_pass_context().donated_input_ids = {position[placeholders[i]] for i in donated}
-                started = time.perf_counter()
-                pass_(graph)
-                return time.perf_counter() - started
+                with timed(found):
+                    pass_(graph)
+            return found[0]
         return run
 
     config = VllmConfig()
@@ -145,21 +164,21 @@ def arms() -> tuple[dict[str, Arm], str | None]:
 
 @dataclass
 class Timing:
-    """Per arm: seconds of every timed round, and the clones each left (the same every round)."""
+    """Per arm: the times of every timed round, and the clones each left (the same every round)."""
 
     case: Case
     rounds: int
-    seconds: dict[str, list[float]] = field(default_factory=dict)
+    seconds: dict[str, list[Seconds]] = field(default_factory=dict)
     clones_after: dict[str, int] = field(default_factory=dict)
 
-    def median_ms(self, arm: str) -> float:
-        return statistics.median(self.seconds[arm]) * 1e3
+    def median_ms(self, arm: str, clock: str = "cpu") -> float:
+        return statistics.median(getattr(s, clock) for s in self.seconds[arm]) * 1e3
 
-    def ratio(self) -> float | None:
+    def ratio(self, clock: str = "cpu") -> float | None:
         """cleanpass / vLLM, of the medians (None without the vLLM arm)."""
         if "vllm" not in self.seconds:
             return None
-        return self.median_ms("cleanpass") / self.median_ms("vllm")
+        return self.median_ms("cleanpass", clock) / self.median_ms("vllm", clock)
 
 
 def time_case(case: Case, run: dict[str, Arm], rounds: int, warmup: int = 1) -> Timing:
@@ -197,17 +216,20 @@ def machine() -> str:
 
 
 def table(timings: list[Timing]) -> Iterator[str]:
+    """Medians in ms, CPU time first; with vLLM: its medians, the ratios and the clones kept."""
     has_vllm = any("vllm" in t.seconds for t in timings)
-    yield (f"{'graph':<24}{'nodes':>7}{'clones':>8}{'rounds':>8}{'cleanpass ms':>14}"
-           + (f"{'vLLM ms':>10}{'ratio':>8}{'  kept (ours/vLLM)':>20}" if has_vllm else ""))
+    yield (f"{'graph':<24}{'nodes':>7}{'clones':>8}{'rounds':>8}{'ours cpu':>10}"
+           + (f"{'vLLM cpu':>10}{'ratio':>8}" if has_vllm else "") + f"{'ours wall':>11}"
+           + (f"{'vLLM wall':>11}{'ratio':>8}{'kept ours/vLLM':>16}" if has_vllm else ""))
     for t in timings:
-        line = (f"{t.case.label:<24}{t.case.nodes:>7}{t.case.clones:>8}{t.rounds:>8}"
-                f"{t.median_ms('cleanpass'):>14.2f}")
         ratio = t.ratio()
+        cpu = f"{t.median_ms('cleanpass'):>10.2f}"
+        wall = f"{t.median_ms('cleanpass', 'wall'):>11.2f}"
         if ratio is not None:
+            cpu += f"{t.median_ms('vllm'):>10.2f}{ratio:>7.2f}x"
             kept = f"{t.clones_after['cleanpass']}/{t.clones_after['vllm']}"
-            line += f"{t.median_ms('vllm'):>10.2f}{ratio:>7.2f}x{kept:>20}"
-        yield line
+            wall += f"{t.median_ms('vllm', 'wall'):>11.2f}{t.ratio('wall'):>7.2f}x{kept:>16}"
+        yield f"{t.case.label:<24}{t.case.nodes:>7}{t.case.clones:>8}{t.rounds:>8}" + cpu + wall
 
 
 def main(argv: list[str] | None = None) -> int:
