@@ -18,7 +18,7 @@ from torch.utils._python_dispatch import TorchDispatchMode  # torch >= 2.0; veri
 from torch.utils._pytree import tree_leaves
 
 __all__ = ["AUTO_FUNCTIONALIZED_V1", "CustomGraphPassBase", "HigherOrderOperator", "OpOverload",
-           "ShapeGuardNeeded", "TorchDispatchMode", "canonical_expr", "fake_mode_of",
+           "ShapeGuardNeeded", "TorchDispatchMode", "canonical_expr", "fake_mode_of", "fast_tensor_metadata",
            "functional_hops", "guard_count", "guard_texts", "has_static_layout", "holds_at",
            "is_functional_triton_wrapper", "is_impure", "rerun_on_fakes", "scaled_expr",
            "shape_env_of", "size_hint", "statically_equal", "statically_equal_scaled",
@@ -52,6 +52,20 @@ def has_static_layout(fake: torch.Tensor) -> bool:
     if flag is not None:
         return not flag
     return all(type(v) is int for v in (*fake.shape, *fake.stride()))
+
+
+_DISABLED_TORCH_FUNCTION = getattr(torch._C, "DisableTorchFunctionSubclass", None)
+
+
+def fast_tensor_metadata() -> Any:
+    """A context in which reading a tensor subclass's metadata skips `__torch_function__`.
+
+    A fake tensor's `dtype`, `shape` or `stride()` costs 3-4x a plain tensor's (about 300 ns
+    against 80 ns on torch 2.13) only because torch looks for a `__torch_function__` override
+    first; fake tensors (and parameters) have none (theirs is torch's disabled one), so for
+    them every answer, and every op rerun on them, is the same without the lookup. Modes
+    (a `TorchFunctionMode` such as a device context) stay active."""
+    return _DISABLED_TORCH_FUNCTION() if _DISABLED_TORCH_FUNCTION is not None else contextlib.nullcontext()
 
 
 def is_impure(node: Any) -> bool:

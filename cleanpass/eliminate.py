@@ -115,12 +115,12 @@ def eliminate_clones_in_graph(graph: Graph, donated: tuple[int, ...] = (),
     shape_env = _compat.shape_env_of(graph)
     guards_before = _compat.guard_count(shape_env)
     records = eager_vals.snapshot(graph)
-    with _gc_paused():
+    with _gc_paused(), _compat.fast_tensor_metadata():
         if policy == "vllm":
             run_reference(graph, donated, report)
         else:
             _eliminate_and_fold(graph, donated, report, fold)
-    eager_vals.refresh(graph, records)  # Inductor's stride contract, true for the new arguments
+        eager_vals.refresh(graph, records)  # Inductor's stride contract, true for the new arguments
     report.seconds = time.perf_counter() - started
     report.guards_added = _compat.guard_texts(shape_env, guards_before)
     if report.guards_added:

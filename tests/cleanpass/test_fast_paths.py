@@ -5,6 +5,7 @@ answered differently would change decisions silently, so each is checked against
 """
 from __future__ import annotations
 
+import dataclasses
 import types
 
 import pytest
@@ -146,11 +147,24 @@ def test_shape_guard_refused_before_it_is_recorded(strict, monkeypatch):
 
 
 def test_decision_as_dict_is_dataclasses_asdict():
-    import dataclasses
-
     for decision in (decisions.Decision("c", "s", decisions.REMOVED, 64, None),
                      decisions.Decision("c", "s", decisions.FOLDED, None, "8*s0", "lowering")):
         found = decision.as_dict()
         assert found == dataclasses.asdict(decision)
         found["reason"] = "changed"  # a copy: the decision is untouched
         assert decision.reason != "changed"
+
+
+def test_decide_builds_the_decision_the_dataclass_would():
+    graph = Graph()
+    with FakeTensorMode():
+        value = torch.empty(3, 5)
+    x = graph.placeholder("x")
+    x.meta["val"] = value
+    clone = graph.call_function(aten.clone.default, (x,))
+    clone.meta.update(val=torch.empty_like(value, device="meta"), **{decisions.ORIGIN_KEY: "lowering"})
+    found = decisions.decide(clone, "x", decisions.REMOVED)
+    expected = decisions.Decision(clone.name, "x", decisions.REMOVED, 60, None, "lowering")
+    assert found == expected and hash(found) == hash(expected) and repr(found) == repr(expected)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        found.reason = decisions.FOLDED  # type: ignore[misc]
