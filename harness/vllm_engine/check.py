@@ -57,7 +57,10 @@ def run_check(models: Sequence[str], dtypes: Sequence[str], arms: Sequence[str],
 
     The spawned arm runs on the first (model, dtype) only, unless `spawned_everywhere`. With
     `reference` (an arm), a (model, dtype) whose reference arm fails first is not run further:
-    its other arms become failed rows naming that failure (they would have nothing to compare with).
+    its other arms become failed rows naming that failure (they would have nothing to compare with);
+    and where another arm's output differs from the reference's, the reference runs once more, so
+    an engine that is not reproducible without any pass fails its reference row instead of
+    blaming the pass.
     """
     unknown = [a for a in arms if a not in armmod.ARMS] + [m for m in models if m not in MODELS and not looks_like_architecture(m)]
     if unknown or reps < 1 or not arms:
@@ -123,4 +126,17 @@ def _run_group(python: str, model: str, dtype: str, arms: Sequence[str], reps: i
             done[arm].append(outcome)
             state = "ok" if outcome.ok else f"FAILED: {outcome.error[:200]}"
             say(f"{model} {dtype} {arm} rep {rep}: {state} ({time.perf_counter() - t:.0f} s)")
+    if reference in done and reps == 1 and _differs_from(done, reference):
+        work = run_dir / ENGINE_DIR / f"{model}-{dtype}" / f"{reference}-1"
+        again = launch.run_arm(python, model, dtype, armmod.ARMS[reference], work, models_root)
+        done[reference].append(again)
+        same = again.ok and (again.tokens, again.logprobs) == (done[reference][0].tokens, done[reference][0].logprobs)
+        say(f"{model} {dtype} {reference} rep 1 (an arm differed): {'reproduced' if same else 'NOT reproducible'}")
     return done
+
+
+def _differs_from(done: dict[str, list[ArmOutcome]], reference: str) -> bool:
+    """Whether an arm that ran generated other tokens or log-probs than the reference arm."""
+    base = done[reference][0]
+    return base.ok and any(reps[0].ok and (reps[0].tokens, reps[0].logprobs) != (base.tokens, base.logprobs)
+                           for arm, reps in done.items() if arm != reference and reps)

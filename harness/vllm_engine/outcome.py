@@ -109,6 +109,16 @@ def same_logprobs(a: ArmOutcome, b: ArmOutcome) -> bool | None:
     return a.logprobs == b.logprobs
 
 
+def repetitions_agree(reps: list[ArmOutcome]) -> bool:
+    """Whether every repetition that ran generated the first one's tokens and log-probs."""
+    first = reps[0]
+    return not any(r.ok and first.ok and (r.tokens, r.logprobs) != (first.tokens, first.logprobs) for r in reps[1:])
+
+
+#: the problem of an arm whose repetitions disagree (an engine not reproducible by itself)
+NOT_REPRODUCIBLE = "repetitions of this arm generated different tokens or log-probs"
+
+
 def max_logprob_gap(a: ArmOutcome, b: ArmOutcome) -> float:
     """The largest log-prob difference at positions where both chose the same token."""
     gaps = [abs(x - y) for ta, tb, la, lb in zip(a.tokens, b.tokens, a.logprobs, b.logprobs)

@@ -16,7 +16,7 @@ from harness.store.results import Row, VariantInfo, Verdict
 from harness.vllm_engine import models as modelmod
 from harness.vllm_engine.arms import ARMS, MAX_TOKENS, PROMPTS, REFERENCE_ARM
 from harness.vllm_engine.checks import judge
-from harness.vllm_engine.outcome import ArmOutcome
+from harness.vllm_engine.outcome import NOT_REPRODUCIBLE, ArmOutcome, repetitions_agree
 
 PIPELINE = "vllm-engine"
 SUITE = "vllm-engine"
@@ -71,8 +71,8 @@ def arm_row(reps: list[ArmOutcome], by_arm: dict[str, ArmOutcome], device_name: 
     verdict = judge(first, by_arm)
     for problem in verdict.problems:
         row.fail(problem)
-    if any(r.ok and first.ok and r.tokens != first.tokens for r in reps[1:]):
-        row.fail("repetitions of this arm generated different tokens")
+    if not repetitions_agree(reps):
+        row.fail(NOT_REPRODUCIBLE)
     ran = [r for r in reps if r.ok]
     row.reps = len(ran)
     row.block_count = len(ran)

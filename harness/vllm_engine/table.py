@@ -5,7 +5,7 @@ import math
 from typing import Sequence
 
 from harness.vllm_engine.checks import judge
-from harness.vllm_engine.outcome import ArmOutcome
+from harness.vllm_engine.outcome import NOT_REPRODUCIBLE, ArmOutcome, repetitions_agree
 
 HEADER = ("model", "dtype", "arm", "clones per piece: lowered -> after", "tokens = no-pass",
           "log-probs = no-pass", "tokens = eager", "start s", "generate s", "tok/s", "verdict")
@@ -51,8 +51,12 @@ def table_rows(groups: Sequence[list[list[ArmOutcome]]]) -> list[tuple[str, ...]
                           _yes(verdict.tokens_vs_eager), _seconds(_median([r.start_s for r in ran])),
                           _seconds(_median([r.generate_s for r in ran])),
                           "-" if tok_s != tok_s else f"{tok_s:.0f}",
-                          "ok" if not verdict.problems else "FAIL: " + "; ".join(verdict.problems)[:160]))
+                          _verdict_cell(verdict.problems + ([] if repetitions_agree(reps) else [NOT_REPRODUCIBLE]))))
     return lines
+
+
+def _verdict_cell(problems: list[str]) -> str:
+    return "ok" if not problems else "FAIL: " + "; ".join(problems)[:160]
 
 
 def markdown(groups: Sequence[list[list[ArmOutcome]]]) -> str:

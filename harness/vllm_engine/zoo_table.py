@@ -3,7 +3,9 @@
 `zoo_run` keeps every architecture's full engine table (`zoo.md`); this is the summary the README
 shows: clones per piece after lowering, what vLLM's pass and cleanpass leave, what cleanpass
 folded, whether both passes generate the no-pass arm's tokens and log-probs bit for bit, and the
-reason cleanpass gives for each clone it keeps. Architectures that do not start without any clone
+reason cleanpass gives for each clone it keeps. An architecture whose no-pass engine ran twice
+(`check.run_check` reruns it where an arm differed) and differed from itself is not judged: its
+engine is not reproducible without any pass. Architectures that do not start without any clone
 pass are listed under the table with the first line of their error.
 """
 from __future__ import annotations
@@ -16,7 +18,7 @@ from harness.store import results
 from harness.vllm_engine import check
 from harness.vllm_engine.arms import REFERENCE_ARM
 from harness.vllm_engine.checks import judge
-from harness.vllm_engine.outcome import ArmOutcome, read_arm
+from harness.vllm_engine.outcome import ArmOutcome, read_arm, repetitions_agree
 from harness.vllm_engine.table import clones_cell
 
 HEADER = ("architecture", "dtype", "clones lowered (per piece)", "vLLM's pass leaves", "cleanpass leaves",
@@ -24,8 +26,8 @@ HEADER = ("architecture", "dtype", "clones lowered (per piece)", "vLLM's pass le
 PASS_ARMS = ("vllm_pass", "cleanpass")
 
 
-def _arm(out: Path, arch: str, dtype: str, arm: str) -> ArmOutcome | None:
-    work = Path(out) / arch / check.ENGINE_DIR / f"{arch}-{dtype}" / f"{arm}-0"
+def _arm(out: Path, arch: str, dtype: str, arm: str, rep: int = 0) -> ArmOutcome | None:
+    work = Path(out) / arch / check.ENGINE_DIR / f"{arch}-{dtype}" / f"{arm}-{rep}"
     return read_arm(work, arch, dtype, arm) if work.is_dir() else None
 
 
@@ -65,9 +67,13 @@ def summary(out: Path, archs: Sequence[str], dtype: str = "float32") -> str:
         arms = {name: _arm(out, arch, dtype, name) for name in PASS_ARMS}
         by_arm = {name: arm for name, arm in {REFERENCE_ARM: reference, **arms}.items() if arm is not None}
         ours = arms["cleanpass"]
+        again = _arm(out, arch, dtype, REFERENCE_ARM, rep=1)
+        if again is not None and not repetitions_agree([reference, again]):
+            equal = "not judged: two no-pass engines differ"
+        else:
+            equal = f"{_equal(arms['vllm_pass'], by_arm)} / {_equal(ours, by_arm)}"
         rows.append((arch, dtype, clones_cell(reference).split(" -> ")[0], _after(arms["vllm_pass"]),
-                     _after(ours), _folded(ours),
-                     f"{_equal(arms['vllm_pass'], by_arm)} / {_equal(ours, by_arm)}", _kept_reasons(ours)))
+                     _after(ours), _folded(ours), equal, _kept_reasons(ours)))
     lines = [HEADER, tuple("---" for _ in HEADER)] + rows
     text = "\n".join("| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in lines)
     if not_started:

@@ -204,3 +204,30 @@ def test_a_composite_config_gives_its_text_model(tmp_path):
     config = json.loads((where / "config.json").read_text())
     assert config["model_type"] == "llama4_text" and config["hidden_size"] == 128
     assert config["architectures"] == ["Llama4ForCausalLM"]
+
+
+def test_the_reference_runs_again_where_an_arm_differs_from_it(tmp_path, monkeypatch):
+    """Glm4Moe's tiny engine generated other tokens on every start, without any pass: where an arm
+    differs from the no-pass arm, the no-pass arm runs once more, and two differing no-pass engines
+    fail the no-pass row (the engine is not reproducible), not the pass."""
+    from harness.vllm_engine.outcome import ArmOutcome
+    from harness.vllm_engine import rows as rowmod
+
+    outputs = {"no_pass": [[1, 2]], "vllm_pass": [[1, 2]], "cleanpass": [[1, 3]]}
+    started: list[str] = []
+
+    def run_arm(python, model, dtype, arm, work, models_root):
+        started.append(arm.name)
+        tokens = outputs[arm.name] if started.count(arm.name) == 1 else [[9, 9]]
+        return ArmOutcome(model, dtype, arm.name, ok=True, tokens=tokens, logprobs=[[-0.5, -0.5]])
+
+    monkeypatch.setattr(check.launch, "run_arm", run_arm)
+    arms = ["no_pass", "vllm_pass", "cleanpass"]
+    done = check._run_group("python", "XForCausalLM", "float32", arms, 1, tmp_path, tmp_path, print, "no_pass")
+    assert started == arms + ["no_pass"] and len(done["no_pass"]) == 2
+    row = rowmod.arm_row(done["no_pass"], {a: done[a][0] for a in arms}, "cpu")
+    assert row.error.endswith("repetitions of this arm generated different tokens or log-probs")
+    outputs["cleanpass"] = [[1, 2]]  # every arm agrees: no second no-pass engine
+    started.clear()
+    check._run_group("python", "XForCausalLM", "float32", arms, 1, tmp_path, tmp_path, print, "no_pass")
+    assert started == arms

@@ -11,8 +11,8 @@ SLOTS = {"no_pass": "_EmptySlot", "vllm_pass": "UnsafeCloneEliminationPass", "cl
 
 
 def _arm(out: Path, arch: str, arm: str, *, ok: bool = True, finals=(0, 1, 1), tokens=(5, 6),
-         kept=(), folded=0, error: str = "") -> None:
-    work = out / arch / "engine" / f"{arch}-float32" / f"{arm}-0"
+         kept=(), folded=0, error: str = "", rep: int = 0) -> None:
+    work = out / arch / "engine" / f"{arch}-float32" / f"{arm}-{rep}"
     (work / "counts").mkdir(parents=True)
     (work / "reports").mkdir()
     (work / "log").write_text("")
@@ -47,3 +47,12 @@ def test_one_line_per_architecture_with_the_reasons_cleanpass_keeps(tmp_path):
     assert "NotRun" not in text
     (tmp_path / "GemmaForCausalLM" / "results.parquet").unlink()  # a running architecture is left out
     assert "GemmaForCausalLM" not in zoo_table.summary(tmp_path, ["GemmaForCausalLM"])
+
+
+def test_an_engine_that_differs_from_itself_without_a_pass_is_not_judged(tmp_path):
+    _arm(tmp_path, "GlmForCausalLM", "no_pass", finals=(0, 4, 4))
+    _arm(tmp_path, "GlmForCausalLM", "no_pass", finals=(0, 4, 4), tokens=(5, 9), rep=1)
+    _arm(tmp_path, "GlmForCausalLM", "vllm_pass", finals=(0, 0, 0), tokens=(5, 8))
+    _arm(tmp_path, "GlmForCausalLM", "cleanpass", finals=(0, 0, 0), tokens=(5, 7))
+    line = zoo_table.summary(tmp_path, ["GlmForCausalLM"]).splitlines()[2]
+    assert line == "| GlmForCausalLM | float32 | 0/4/4 | 0/0/0 | 0/0/0 | 0 | not judged: two no-pass engines differ | - |"
