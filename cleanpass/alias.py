@@ -65,6 +65,9 @@ def _aliased_arguments(op: OpOverload) -> tuple[tuple[int, str], ...]:
                  if argument.alias_info is not None)
 
 
+_KNOWN_ALIASED = _aliased_arguments.known
+
+
 def structural_alias_parents(node: Node) -> tuple[Node, ...]:
     """The input nodes the output of `node` may share storage with, from structure alone."""
     if node.op in ("placeholder", "get_attr", "output"):
@@ -77,7 +80,9 @@ def structural_alias_parents(node: Node) -> tuple[Node, ...]:
                 return (parent,)
             return ()
         if isinstance(target, OpOverload):
-            aliased = _aliased_arguments(target)
+            aliased = _KNOWN_ALIASED.get(id(target))
+            if aliased is None:
+                aliased = _aliased_arguments(target)
             if not aliased:  # the common case: a fresh result, or none
                 return ()
             if len(aliased) == 1 and aliased[0][0] < len(node.args):  # a view of one tensor

@@ -169,8 +169,13 @@ class CloneReport:
         return len(self.kept)
 
     def add(self, decision: Decision) -> None:
-        bucket = {REMOVED: self.removed, FOLDED: self.folded}.get(decision.reason, self.kept)
-        bucket.append(decision)
+        reason = decision.reason
+        if reason == REMOVED:
+            self.removed.append(decision)
+        elif reason == FOLDED:
+            self.folded.append(decision)
+        else:
+            self.kept.append(decision)
 
     def fold(self, clone: str) -> None:
         """Move the kept decision on `clone` to `folded`."""

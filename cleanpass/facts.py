@@ -93,20 +93,22 @@ class GraphFacts:
             if facts is None:
                 facts = classes[root] = ClassFacts()
             lookup[node] = facts
-        copy_ = aten.copy_.default
-        for position, node in enumerate(self.nodes):
-            facts = lookup[node]
             facts.members.append(node)
             kind = node.op
             if kind == "placeholder" or kind == "get_attr":  # constants are never donated
                 facts.inputs += (node,)
+        copy_ = aten.copy_.default
+        for position, node in enumerate(self.nodes):
             effects[node] = effect = node_effect(node)
-            for member in effect.reads:
-                facts = lookup[member]
-                facts.reads.append((position, node, member))
-                facts.max_read = position
-                if kind == "output":
-                    facts.in_output = True
+            reads = effect.reads
+            if reads:
+                output = node.op == "output"
+                for member in reads:
+                    facts = lookup[member]
+                    facts.reads.append((position, node, member))
+                    facts.max_read = position
+                    if output:
+                        facts.in_output = True
             if not effect.writes:
                 continue
             for member in effect.writes:

@@ -145,16 +145,20 @@ def dense_order(fake: torch.Tensor) -> list[int] | None:
     strides = fake.stride()
     if all(type(st) is int for st in strides):
         candidates.append(sorted(dims, key=lambda d: -strides[d]))
+    shape = fake.shape
     for order in candidates:
         expected: object = 1
         ok = True
-        for d in reversed(order):
+        for index, d in enumerate(reversed(order)):
             # a dim of one element has no stride to keep; a symbolic dim that may be one is
             # held to its stride (asking whether it is one would guard the graph on the answer)
-            if not statically_equal(fake.shape[d], 1) and not statically_equal(strides[d], expected):
+            if not statically_equal(shape[d], 1) and not statically_equal(strides[d], expected):
                 ok = False
                 break
-            expected = expected * fake.shape[d]
+            # the next dim's stride; a SymInt product costs about 1 ms (a new symbolic node),
+            # so none is built after the outermost dim, and 1 * size is size itself
+            if index + 1 < len(order):
+                expected = shape[d] if type(expected) is int and expected == 1 else expected * shape[d]
         if ok:
             return order
     return None

@@ -45,15 +45,17 @@ class PerOp(Generic[T]):
 
     def __init__(self, compute: Callable[[OpOverload], T]) -> None:
         self._compute = compute
-        self._found: dict[int, T] = {}
+        #: id(op) -> value, for the hottest call sites: `known.get(id(op))` skips a method call
+        #: (None: not computed yet, call the cache)
+        self.known: dict[int, T] = {}
         self._seen: list[OpOverload] = []
 
     def __call__(self, op: OpOverload) -> T:
         try:
-            return self._found[id(op)]
+            return self.known[id(op)]
         except KeyError:  # first sight of this op
             self._seen.append(op)
-            value = self._found[id(op)] = self._compute(op)
+            value = self.known[id(op)] = self._compute(op)
             return value
 
 
@@ -110,8 +112,9 @@ def _is_tensor_like(node: Node) -> bool:
 def _tensor_inputs(node: Node) -> tuple[Node, ...]:
     """The node's arguments that may be tensors (the reads of an op that only reads); the
     common case is tested inline: this runs once per node of every graph."""
+    arguments = getattr(node, "_input_nodes", None)  # `input_nodes`, inline
     found = []
-    for argument in input_nodes(node):
+    for argument in (arguments if isinstance(arguments, dict) else node.all_input_nodes):
         val = argument.meta.get("val", _MISSING)
         if val is _MISSING or isinstance(val, torch.Tensor) or _is_tensor_like(argument):
             found.append(argument)
@@ -207,16 +210,20 @@ def _effect_by_roles(node: Node, roles: tuple[tuple[int, str, str], ...]) -> Eff
     return Effect(_unique(reads), _unique(writes), _unique(overwrites))
 
 
+_new_tuple = tuple.__new__  # builds an Effect without the named tuple's Python-level __new__
+_KNOWN_ROLES = _argument_roles.known
+
+
 def node_effect(node: Node) -> Effect:
     """The reads and writes of one node (see the module docstring for the rules)."""
     kind = node.op
     if kind == "call_function":
         target = node.target
         if isinstance(target, OpOverload):
-            reads_only, roles = _argument_roles(target)
+            reads_only, roles = _KNOWN_ROLES.get(id(target)) or _argument_roles(target)
             if reads_only:  # the common case: every tensor argument is read, none written
                 found = _tensor_inputs(node)
-                return Effect(found) if found else NO_EFFECT
+                return _new_tuple(Effect, (found, (), (), False)) if found else NO_EFFECT
             return _effect_by_roles(node, roles)
         if target is operator.getitem:
             return NO_EFFECT  # selects an element: an alias (or a fresh result) of its parent

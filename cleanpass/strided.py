@@ -374,8 +374,13 @@ def strided_verdict(clone: Node, source: Node, facts: GraphFacts) -> str | None:
 def _viewed_view(clone: Node, source: Node) -> bool:
     """A clone of part of a storage (a view; fake tensors do not say so) that its users view
     in turn: their fake values name c's storage."""
+    known = _makes_view.known
     for user in clone.users:  # a loop, not any(): this runs for every removed clone
-        if _makes_view(user.target):
+        target = user.target
+        found = known.get(id(target))
+        if found is None:
+            found = _makes_view(target)
+        if found:
             break
     else:
         return False
