@@ -71,6 +71,9 @@ vllm: $(PEER_STAMP)
 vllm-check: $(PEER_STAMP)
 	VLLM_TARGET_DEVICE=cpu $(PEER)/bin/python -m pytest -q -p no:cacheprovider tests/vllm tests/scripts/test_peer_ir_tests.py
 
+# cleanpass against vLLM's real clone pass, side by side (issue 27; scripts/pass_time_vs_vllm.py), not in CI
+pass-vs-vllm: $(PEER_STAMP) ; VLLM_TARGET_DEVICE=cpu $(PEER)/bin/python scripts/pass_time_vs_vllm.py
+
 # The test suite on the GPU machines' versions (torch 2.11.0, Triton 3.6.0), here on the CPU:
 # private torch APIs and Triton's interpreter differ between releases, and a lease is too short
 # to find that out. PyPI's torch 2.11.0 is a CUDA build (~5 GB in .venv-gpu-stack, never .venv);
