@@ -36,6 +36,12 @@ ARCH_OVERRIDES: dict[str, dict[str, object]] = {
     # vLLM's model always ties the LM head to the embeddings and rejects an `lm_head` weight
     "BloomForCausalLM": {"tie_word_embeddings": True},
     "Gemma2ForCausalLM": {"tie_word_embeddings": True},
+    # vLLM's Llama 4 MoE weighs the input by the router score, which its CPU path allows only with
+    # one expert per token (Llama 4's own setting)
+    "Llama4ForCausalLM": {"num_experts_per_tok": 1},
+    # transformers' DeepSeek V3 router always has a score-correction bias; vLLM's model has that
+    # weight only for `topk_method="noaux_tc"` (DeepSeek V3's own setting), else rejects it
+    "DeepseekV3ForCausalLM": {"topk_method": "noaux_tc"},
 }
 
 ClassNames = Mapping[str, "str | tuple[str, ...] | list[str]"]
