@@ -242,26 +242,41 @@ def format_brief(df: pd.DataFrame, infos: Sequence[VariantInfo]) -> list[str]:
     return lines
 
 
+def _baseline_failed(rows: pd.DataFrame, base: str) -> pd.Series:
+    """Rows of a workload and dtype whose baseline row failed: no pass can be judged against
+    it (the engine zoo's architectures that do not start, an engine that differs from itself)."""
+    base_rows = rows[rows["variant"] == base]
+    failed = base_rows[~base_rows["ok"].fillna(False).astype(bool)]
+    keys = set(zip(failed["workload"], failed["dtype"]))
+    return pd.Series([k in keys for k in zip(rows["workload"], rows["dtype"])], index=rows.index, dtype=bool)
+
+
 def overview(df: pd.DataFrame, infos: Sequence[VariantInfo]) -> list[str]:
     """Three markdown bullets, the reviewer's first questions: did anything miscompile, what did
     the pass save, how far is it from the hand-written bound."""
     live = measured_rows(df)
     base, cand = baseline_variant(infos) or "", pass_variant(infos) or ""
     bound, ref = bound_variant(infos) or "", reference_variant(infos) or ""
-    mine = live[live["variant"] == cand]
-    if live.empty or mine.empty:
+    unjudged = _baseline_failed(live, base)
+    judgeable = live[~unjudged]
+    mine = judgeable[judgeable["variant"] == cand]
+    if live.empty or live[live["variant"] == cand].empty:
         return ["- No row of the pass under test was measured."]
     judged = [outcome(s, bool(o), bool(e)) for s, o, e in
-              zip(live["status"], live["ok"], live["expected_wrong"].fillna(False))]
+              zip(judgeable["status"], judgeable["ok"], judgeable["expected_wrong"].fillna(False))]
     unexpected = sum(j is Outcome.UNEXPECTED for j in judged)
     expected = sum(j is Outcome.EXPECTED_WRONG for j in judged)
     inexact = int((~mine["bitwise_equal"].fillna(False).astype(bool)).sum())
     verdict = ("**No miscompile**" if not unexpected and not inexact else
                f"**MISCOMPILE SUSPECTED**: {unexpected} unexpected failures")
+    cases = live.loc[unjudged, ["workload", "dtype"]].drop_duplicates()
     lines = [f"- **Did anything miscompile?** {verdict}: `{cand}` matched `{base}` bit for bit on "
              f"{len(mine) - inexact} of {len(mine)} rows; {unexpected} rows of any variant failed "
              f"unexpectedly" + (f"; {expected} `{ref}` rows are wrong as the workloads predict "
-                                f"(the reference pass's holes)" if expected else "") + "."]
+                                f"(the reference pass's holes)" if expected else "")
+             + (f"; {int(unjudged.sum())} rows of {len(cases)} workload/dtype pairs are not judged: "
+                f"their `{base}` row failed too (nothing to compare with; see the failures)"
+                if len(cases) else "") + "."]
     col = byte_column(live)
     clones_b = live[live["variant"] == base].groupby(["workload", "dtype"])["clones_before"].max().sum()
     clones_a = mine.groupby(["workload", "dtype"])["clones_after"].max().sum()

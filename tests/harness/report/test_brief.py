@@ -79,3 +79,19 @@ def test_a_run_without_native_has_no_native_columns():
     rows = _rows()
     table = summary.brief(rows[rows["variant"] != "native"], INFOS)
     assert not [c for c in table.columns if "native" in c]
+
+
+def test_rows_whose_baseline_failed_are_not_judged_a_miscompile():
+    """An engine-zoo architecture that does not start fails its no-pass row and every other row:
+    the pass cannot be judged there, and the headline says so instead of suspecting a miscompile.
+    A failure of the pass where the baseline ran still is one."""
+    rows = _rows()
+    dead = rows["workload"] == "rms_norm"
+    rows.loc[dead, ["ok", "status", "error", "bitwise_equal"]] = (False, "fail", "does not start", False)
+    line = summary.overview(rows, INFOS)[0]
+    assert line.startswith("- **Did anything miscompile?** **No miscompile**")
+    pairs = len(rows.loc[dead, ["workload", "dtype"]].drop_duplicates())
+    assert f"{int(dead.sum())} rows of {pairs} workload/dtype pairs are not judged: their `lowered` row failed too" in line
+    hit = (rows["variant"] == "cleanpass") & ~dead
+    rows.loc[hit.idxmax(), ["ok", "status", "bitwise_equal"]] = (False, "fail", False)
+    assert "MISCOMPILE SUSPECTED" in summary.overview(rows, INFOS)[0]
