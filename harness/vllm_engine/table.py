@@ -59,7 +59,12 @@ def _verdict_cell(problems: list[str]) -> str:
     return "ok" if not problems else "FAIL: " + "; ".join(problems)[:160]
 
 
+def render(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A markdown table (a `|` inside a cell becomes `/`)."""
+    lines = [tuple(header), tuple("---" for _ in header), *rows]
+    return "\n".join("| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in lines)
+
+
 def markdown(groups: Sequence[list[list[ArmOutcome]]]) -> str:
     """The table as markdown."""
-    rows = [HEADER, tuple("---" for _ in HEADER)] + table_rows(groups)
-    return "\n".join("| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in rows)
+    return render(HEADER, table_rows(groups))

@@ -19,7 +19,7 @@ from harness.vllm_engine import check
 from harness.vllm_engine.arms import REFERENCE_ARM
 from harness.vllm_engine.checks import judge
 from harness.vllm_engine.outcome import ArmOutcome, read_arm, repetitions_agree
-from harness.vllm_engine.table import clones_cell
+from harness.vllm_engine.table import clones_cell, render
 
 HEADER = ("architecture", "dtype", "clones lowered (per piece)", "vLLM's pass leaves", "cleanpass leaves",
           "folded", "= no pass (vLLM / cleanpass)", "cleanpass keeps, why")
@@ -74,8 +74,7 @@ def summary(out: Path, archs: Sequence[str], dtype: str = "float32") -> str:
             equal = f"{_equal(arms['vllm_pass'], by_arm)} / {_equal(ours, by_arm)}"
         rows.append((arch, dtype, clones_cell(reference).split(" -> ")[0], _after(arms["vllm_pass"]),
                      _after(ours), _folded(ours), equal, _kept_reasons(ours)))
-    lines = [HEADER, tuple("---" for _ in HEADER)] + rows
-    text = "\n".join("| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in lines)
+    text = render(HEADER, rows)
     if not_started:
         text += (f"\n\nDid not start without a clone pass ({len(not_started)}): " + "; ".join(not_started) + ".")
     return text
