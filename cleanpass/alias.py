@@ -112,56 +112,84 @@ def _certain_alias(op: OpOverload) -> bool:
 is_certain_alias = PerOp(_certain_alias)
 
 
+Joined = Callable[[Node, Node], None]
+
+
 class AliasClasses:
     """Union-find of nodes that may share storage (see the module docstring).
 
     `link` joins two classes; the pass calls it when it removes a clone, so later decisions
-    see the clone's storage as the source's.
+    see the clone's storage as the source's. `add` takes the nodes one by one, so that
+    `GraphFacts` collects its per-class facts in the same walk.
 
     `recorded` is False when the values do not record aliasing at all (a real-tensor trace,
     `cleanpass.refake`): some node certainly aliases its one argument, and none of them holds a
     value on that argument's storage. Checked in the same walk, on alias nodes only.
     """
 
-    def __init__(self, nodes: Iterable[Node]) -> None:
+    def __init__(self, nodes: Iterable[Node] = ()) -> None:
         self._parent: dict[Node, Node] = {}
         self._by_storage: dict[Any, Node] = {}  # fake storage -> the first node holding it
-        parent_of = self._parent
-        shared = apart = 0  # certain aliases whose value is on / off their argument's storage
-        for node in nodes:  # `root` follows the node's class as it joins others: no `find(node)`
-            parent_of[node] = root = node
+        self._shared = self._apart = 0  # certain aliases whose value is on / off their argument's storage
+        for node in nodes:
+            self.add(node)
+
+    @property
+    def recorded(self) -> bool:
+        return bool(self._shared) or not self._apart
+
+    def add(self, node: Node, on_join: Joined | None = None) -> None:
+        """Add `node`, the next in graph order, to the classes: it joins every class its value
+        may alias. `on_join(old_root, new_root)` is called where two classes that existed
+        before `node` become one (a callback, not an attribute: no reference cycle)."""
+        self._parent[node] = root = node  # `root` follows the node's class as it joins others
+        target = node.target
+        if node.op == "call_function" and isinstance(target, OpOverload):
+            aliased = _KNOWN_ALIASED.get(id(target))
+            if aliased is None:
+                aliased = _aliased_arguments(target)
+        else:
+            aliased = None
+        if aliased != ():  # not the common fresh result: an alias of its arguments, or unknown
             parents = structural_alias_parents(node)
             for parent in parents:
-                if parent in parent_of:
-                    root = self._join(root, parent)
-            if len(parents) == 1 and not shared and is_certain_alias_node(node):
+                if parent in self._parent:
+                    root = self._join(root, parent, node, on_join)
+            if len(parents) == 1 and not self._shared and is_certain_alias_node(node):
                 verdict = same_storage(node, parents[0])
                 if verdict is not None:
-                    shared, apart = shared + verdict, apart + (not verdict)
-            val = node.meta.get("val")
-            if isinstance(val, torch.Tensor):  # the common case, without building a list
-                root = self._join_storage(node, root, val)
-            elif isinstance(val, (list, tuple)):
-                for item in val:
-                    if isinstance(item, torch.Tensor):
-                        root = self._join_storage(node, root, item)
-        self.recorded = bool(shared) or not apart
+                    self._shared += verdict
+                    self._apart += not verdict
+        val = node.meta.get("val")
+        if isinstance(val, torch.Tensor):  # the common case: `_join_storage` inline
+            key = storage_key(val)
+            if key is not None:
+                first = self._by_storage.setdefault(key, node)
+                if first is not node:
+                    self._join(root, first, node, on_join)
+        elif isinstance(val, (list, tuple)):
+            for item in val:
+                if isinstance(item, torch.Tensor):
+                    root = self._join_storage(node, root, item, on_join)
 
-    def _join(self, root: Node, other: Node) -> Node:
-        """Join the class whose root is `root` to `other`'s; returns the new root."""
+    def _join(self, root: Node, other: Node, node: Node, on_join: Joined | None) -> Node:
+        """Join the class whose root is `root` (`node`'s, being walked) to `other`'s; returns
+        the new root."""
         other_root = self.find(other)
         if other_root is not root:
             self._parent[root] = other_root
+            if root is not node and on_join is not None:  # two older classes meet
+                on_join(root, other_root)
         return other_root
 
-    def _join_storage(self, node: Node, root: Node, fake: torch.Tensor) -> Node:
+    def _join_storage(self, node: Node, root: Node, fake: torch.Tensor, on_join: Joined | None) -> Node:
         """Join `node` (class root `root`) to the first node whose fake tensor has the same
         storage; returns the root."""
         key = storage_key(fake)
         if key is None:
             return root
         first = self._by_storage.setdefault(key, node)
-        return root if first is node else self._join(root, first)
+        return root if first is node else self._join(root, first, node, on_join)
 
     def find(self, node: Node) -> Node:
         parent_of = self._parent
@@ -173,15 +201,6 @@ class AliasClasses:
         while parent_of[node] is not root:  # path compression
             parent_of[node], node = root, parent_of[node]
         return root
-
-    def roots(self, nodes: Iterable[Node]) -> list[Node]:
-        """The root of each node's class, in order: one call for a whole walk, and no `find`
-        for the common node whose parent is its root."""
-        parent_of, found = self._parent, []
-        for node in nodes:
-            root = parent_of[node]
-            found.append(root if parent_of[root] is root else self.find(node))
-        return found
 
     def link(self, root: Node, new_root: Node) -> None:
         """Join two classes, given their roots (different ones); `new_root` stays the root."""

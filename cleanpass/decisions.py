@@ -134,10 +134,18 @@ def decide(clone: Node, source: str, reason: str) -> Decision:
 
     Built without the frozen dataclass's `__init__` (one `object.__setattr__` per field: about
     1 us, paid once per clone of every graph); the fields are the same (tests/cleanpass)."""
-    size, formula = clone_bytes(clone)
+    meta = clone.meta
+    fake = meta.get("val")
+    if isinstance(fake, torch.Tensor) and getattr(fake, "_has_symbolic_sizes_strides", None) is False:
+        size, formula = fake.numel() * fake.element_size(), None  # `clone_bytes`' common case
+    else:
+        size, formula = clone_bytes(clone)
+    origin = meta.get(ORIGIN_KEY, MODEL)
     decision = _new_object(Decision)
-    decision.__dict__.update(clone=clone.name, source=source, reason=reason, bytes=size,
-                             bytes_formula=formula, origin=str(clone.meta.get(ORIGIN_KEY, MODEL)))
+    fields = decision.__dict__  # item by item: no keyword dict to build first
+    fields["clone"], fields["source"], fields["reason"] = clone.name, source, reason
+    fields["bytes"], fields["bytes_formula"] = size, formula
+    fields["origin"] = origin if type(origin) is str else str(origin)
     return decision
 
 

@@ -51,13 +51,15 @@ def _run_sound(graph: Graph, donated: tuple[int, ...],
         for clone in clones:
             report.add(decisions.decide(clone, _source_name(clone), decisions.ANALYSIS_ERROR))
         return None
+    replaced = facts.replaced
     for clone in clones:
         args = clone.args  # read once: fx serves it through a Python property
         source = args[0] if args else None
         if not isinstance(source, Node) or len(args) + len(clone.kwargs) > 2:
             reason = decisions.UNSUPPORTED_CLONE
         else:
-            source = facts.resolve(source)
+            while source in replaced:  # `facts.resolve`, inline
+                source = replaced[source]
             try:
                 reason = decide_sound(clone, source, facts)
             except Exception:
@@ -71,7 +73,7 @@ def _run_sound(graph: Graph, donated: tuple[int, ...],
                                     else source.name, reason))
     kept = []
     for clone in clones:  # apply the edits in graph order; chains resolve to the root
-        if clone in facts.replaced:
+        if clone in replaced:
             clone.replace_all_uses_with(facts.resolve(clone))
             graph.erase_node(clone)
         else:
@@ -126,9 +128,11 @@ def eliminate_clones_in_graph(graph: Graph, donated: tuple[int, ...] = (),
     if report.guards_added:
         log.warning("cleanpass specialised the graph on %s: the compiled program recompiles where "
                     "they fail (please report it)", ", ".join(report.guards_added))
-    log.info("cleanpass %s", report.summary())
-    for decision in report.kept:
-        log.debug("cleanpass kept %s = clone(%s): %s", decision.clone, decision.source, decision.reason)
+    if log.isEnabledFor(logging.INFO):  # the summary walks every decision: only when logged
+        log.info("cleanpass %s", report.summary())
+    if log.isEnabledFor(logging.DEBUG):
+        for decision in report.kept:
+            log.debug("cleanpass kept %s = clone(%s): %s", decision.clone, decision.source, decision.reason)
     return report
 
 

@@ -1,57 +1,82 @@
 """Facts about one graph that the policies decide on, kept current as clones are dropped.
 
-Built once from `mutation` and `alias`: node positions, per alias class the reads, writes and
-`copy_` destinations with their positions, the inputs and output membership, and which inputs
-the program's own `copy_` epilogue overwrites. `drop_clone` merges a removed clone's class into its
-source's, so every later decision sees the graph as it will be after the edits.
+Built in one walk over the nodes from `mutation` and `alias` (the classes grow as the walk
+goes, and the facts of two classes merge where a node joins them): node positions, per alias
+class the writes and `copy_` destinations with their positions, the last read, the inputs and
+output membership, and which inputs the program's own `copy_` epilogue overwrites. The reads
+themselves are listed only when a decision asks (most graphs never do). `drop_clone` merges a
+removed clone's class into its source's, so every later decision sees the graph as it will be
+after the edits.
 """
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch.fx import Graph, Node
 
-from ._compat import storage_key
+from ._compat import OpOverload, storage_key
 from .alias import AliasClasses, covers, may_overlap
 from .layout import layout_verdict
 from .overlap import fills_its_storage
-from .mutation import Effect, node_effect
+from .mutation import NO_EFFECT, Effect, argument_roles, node_effect, tensor_inputs
 
 aten = torch.ops.aten
 
 
-@dataclass(slots=True)
 class ClassFacts:
-    """Aggregates of one alias class; the lists hold (position, acting node, member touched)."""
+    """Aggregates of one alias class. `writes` holds (position, writing node, member written);
+    `reads` the same for reads, filled only when a decision asks (`GraphFacts.reads_of`): most
+    graphs never do, and a read is the commonest event. The lists are shared empty tuples until
+    the first event: one ClassFacts is built per class that is read or written, per graph."""
 
-    members: list[Node] = field(default_factory=list)
-    reads: list[tuple[int, Node, Node]] = field(default_factory=list)
-    writes: list[tuple[int, Node, Node]] = field(default_factory=list)
-    write_positions: list[int] = field(default_factory=list)  # sorted
-    max_read: int = -1
-    # rare: tuples, shared and empty in most classes (one ClassFacts is built per class, per graph)
-    copies_into: tuple[tuple[int, Node], ...] = ()  # (position, `copy_` destination)
-    inputs: tuple[Node, ...] = ()  # placeholders and get_attr constants
-    in_output: bool = False
+    __slots__ = ("reads", "writes", "write_positions", "max_read", "copies_into", "inputs", "in_output")
+
+    def __init__(self) -> None:
+        self.reads: list[tuple[int, Node, Node]] | tuple = ()
+        self.writes: list[tuple[int, Node, Node]] | tuple = ()
+        self.write_positions: list[int] | tuple = ()  # sorted
+        self.max_read = -1
+        self.copies_into: tuple[tuple[int, Node], ...] = ()  # (position, `copy_` destination)
+        self.inputs: tuple[Node, ...] = ()  # placeholders and get_attr constants
+        self.in_output = False
 
     def absorb(self, other: "ClassFacts") -> None:
-        self.members += other.members
-        self.reads += other.reads
-        self.writes += other.writes
-        mine, theirs = self.write_positions, other.write_positions
-        if theirs:
-            if not mine or theirs[0] > mine[-1]:  # the common case: the later class's writes
-                mine += theirs
+        """Take in the facts of `other`, a class that ceases to exist (its lists become ours).
+        In place: a class that absorbs one class after another must not copy itself each time."""
+        if other.reads:
+            if self.reads:
+                self.reads.extend(other.reads)
             else:
-                for position in theirs:
-                    bisect.insort(mine, position)
-        self.max_read = max(self.max_read, other.max_read)
-        self.copies_into += other.copies_into
-        self.inputs += other.inputs
-        self.in_output = self.in_output or other.in_output
+                self.reads = other.reads
+        if other.writes:
+            mine, theirs = self.write_positions, other.write_positions
+            if not mine:
+                self.writes, self.write_positions = other.writes, theirs
+            else:
+                self.writes.extend(other.writes)
+                if theirs[0] > mine[-1]:  # the common case: the later class's writes
+                    mine.extend(theirs)
+                else:
+                    for position in theirs:
+                        bisect.insort(mine, position)
+        if other.max_read > self.max_read:
+            self.max_read = other.max_read
+        if other.copies_into:
+            self.copies_into += other.copies_into
+        if other.inputs:
+            self.inputs += other.inputs
+        if other.in_output:
+            self.in_output = True
+
+    def add_write(self, position: int, node: Node, member: Node) -> None:
+        """Positions arrive in graph order while collecting: appending keeps them sorted."""
+        if self.writes:
+            self.writes.append((position, node, member))
+            self.write_positions.append(position)
+        else:
+            self.writes, self.write_positions = [(position, node, member)], [position]
 
     def last_access(self) -> int:
         """The last position that reads or writes the class (the output reads at the end);
@@ -70,57 +95,111 @@ class GraphFacts:
 
     def __init__(self, graph: Graph, donated: tuple[int, ...] = ()) -> None:
         self.nodes = list(graph.nodes)
-        self.position = {node: index for index, node in enumerate(self.nodes)}
-        self.effects: dict[Node, Effect] = {}  # filled by `_collect`
-        self.aliases = AliasClasses(self.nodes)
+        self.position: dict[Node, int] = {}  # filled by `_collect`
+        self._effects: dict[Node, Effect] = {}  # those `_collect` built; the rest on demand
+        self._read_lists: dict[Node, list[Node]] = {}  # what each node that only reads reads
+        self._classes: dict[Node, ClassFacts] = {}
+        self.aliases = AliasClasses()
         placeholders = graph.find_nodes(op="placeholder")
         self.donated = frozenset(placeholders[i] for i in donated if 0 <= i < len(placeholders))
         self.overwritten_at: dict[Node, int] = {}  # input -> last `copy_` that overwrites all of it
         self.replaced: dict[Node, Node] = {}
         self._renamed_storage: dict[Any, Any] = {}  # a removed clone's fake storage -> its source's
         self._to_rename: list[tuple[Node, Node]] = []  # removals whose storages are not renamed yet
-        self._classes: dict[Node, ClassFacts] = {}
+        self._reads_indexed = False
         self._collect()
 
     def _collect(self) -> None:
-        """Each node's effect and the per-class aggregates it feeds, in one walk over the nodes."""
-        # Classes do not change while collecting: look each node's class up once. Positions
-        # rise as the loop goes, so appending keeps every `write_positions` sorted.
-        classes, effects = self._classes, self.effects
-        lookup: dict[Node, ClassFacts] = {}
-        for node, root in zip(self.nodes, self.aliases.roots(self.nodes)):
-            facts = classes.get(root)
-            if facts is None:
-                facts = classes[root] = ClassFacts()
-            lookup[node] = facts
-            facts.members.append(node)
-            kind = node.op
-            if kind == "placeholder" or kind == "get_attr":  # constants are never donated
-                facts.inputs += (node,)
-        copy_ = aten.copy_.default
+        """Alias classes, each node's effect and the per-class aggregates it feeds, in one walk:
+        a node's class is settled before the walk reaches its readers. Positions rise as the
+        walk goes, so appending keeps every `write_positions` sorted."""
+        classes, effects, read_lists = self._classes, self._effects, self._read_lists
+        parent_of, find, add = self.aliases._parent, self.aliases.find, self.aliases.add
+        merge, copy_ = self._merge_classes, aten.copy_.default
+        known_roles, position_of = argument_roles.known, self.position
         for position, node in enumerate(self.nodes):
+            position_of[node] = position
+            add(node, merge)  # the node's class is settled before the walk reaches its readers
+            kind = node.op
+            if kind == "call_function":
+                target = node.target
+                roles = known_roles.get(id(target)) if isinstance(target, OpOverload) else None
+                if roles is not None and roles[0]:  # reads only (`node_effect`'s common case), inline
+                    read_lists[node] = members = tensor_inputs(node)
+                    for member in members:
+                        root = parent_of[member]
+                        if parent_of[root] is not root:
+                            root = find(member)
+                        facts = classes.get(root)
+                        if facts is None:
+                            facts = classes[root] = ClassFacts()
+                        facts.max_read = position
+                    continue
+            elif kind == "placeholder" or kind == "get_attr":  # constants are never donated
+                self._class_at(find(node)).inputs += (node,)
+                continue
             effects[node] = effect = node_effect(node)
-            reads = effect.reads
-            if reads:
-                output = node.op == "output"
-                for member in reads:
-                    facts = lookup[member]
-                    facts.reads.append((position, node, member))
-                    facts.max_read = position
-                    if output:
-                        facts.in_output = True
+            output = kind == "output"
+            for member in effect.reads:
+                facts = self._class_at(find(member))
+                facts.max_read = position
+                if output:
+                    facts.in_output = True
             if not effect.writes:
                 continue
             for member in effect.writes:
-                facts = lookup[member]
-                facts.writes.append((position, node, member))
-                facts.write_positions.append(position)
+                self._class_at(find(member)).add_write(position, node, member)
             if node.target is copy_:  # writes every byte of its destination
                 destination = node.args[0]
                 if isinstance(destination, Node):
-                    lookup[destination].copies_into += ((position, destination),)
+                    self._class_at(find(destination)).copies_into += ((position, destination),)
                     if destination.op == "placeholder":  # the program's own epilogue
                         self.overwritten_at[destination] = position
+
+    def effect(self, node: Node) -> Effect:
+        """`node`'s reads and writes (`cleanpass.mutation`) as collected, before any edit."""
+        found = self._effects.get(node)
+        if found is None:
+            reads = self._read_lists.get(node)
+            if reads is None:
+                found = node_effect(node)
+            else:
+                found = Effect(tuple(reads)) if reads else NO_EFFECT
+            self._effects[node] = found
+        return found
+
+    def reads_of(self, facts: ClassFacts) -> list[tuple[int, Node, Node]] | tuple:
+        """(position, reading node, member read) for every read of the class of `facts`. The
+        first call lists the reads of every class, from what `_collect` kept, in one walk."""
+        if not self._reads_indexed:
+            self._reads_indexed = True
+            find, read_lists, effects = self.aliases.find, self._read_lists, self._effects
+            for position, node in enumerate(self.nodes):
+                reads = read_lists.get(node)
+                if reads is None:
+                    effect = effects.get(node)  # placeholders and get_attr: none, and no reads
+                    reads = effect.reads if effect is not None else ()
+                for member in reads:
+                    owner = self._class_at(find(member))
+                    if owner.reads:
+                        owner.reads.append((position, node, member))
+                    else:
+                        owner.reads = [(position, node, member)]
+        return facts.reads
+
+    def _merge_classes(self, old_root: Node, new_root: Node) -> None:
+        """Two classes became one (`new_root` its root): so do their aggregates."""
+        old = self._classes.pop(old_root, None)
+        if old is None:
+            return
+        new = self._classes.get(new_root)
+        if new is None:
+            self._classes[new_root] = old
+        elif len(old.reads) + len(old.writes) > len(new.reads) + len(new.writes):  # absorb the smaller
+            old.absorb(new)
+            self._classes[new_root] = old
+        else:
+            new.absorb(old)
 
     def class_of(self, node: Node) -> ClassFacts:
         """The aggregates of `node`'s alias class (created empty on first sight)."""
@@ -134,10 +213,16 @@ class GraphFacts:
 
     def classes_apart(self, a: Node, b: Node) -> tuple[ClassFacts, ClassFacts] | None:
         """The aggregates of a's and b's classes; None when they are one class."""
-        root_a, root_b = self.aliases.find(a), self.aliases.find(b)
+        parent_of, classes = self.aliases._parent, self._classes  # `find`'s common case, inline
+        root_a, root_b = parent_of[a], parent_of[b]
+        if parent_of[root_a] is not root_a:
+            root_a = self.aliases.find(a)
+        if parent_of[root_b] is not root_b:
+            root_b = self.aliases.find(b)
         if root_a is root_b:
             return None
-        return self._class_at(root_a), self._class_at(root_b)
+        facts_a, facts_b = classes.get(root_a), classes.get(root_b)
+        return (facts_a or self._class_at(root_a)), (facts_b or self._class_at(root_b))
 
     def overwritten_between(self, source: Node, low: int, high: int) -> bool:
         """Whether a `copy_` writes every byte of `source` at a position p, low < p < high:
@@ -179,15 +264,12 @@ class GraphFacts:
         """Record that `clone` is replaced by `source`: their storages become one class."""
         self.replaced[clone] = source
         self._to_rename.append((clone, source))
-        clone_root, source_root = self.aliases.find(clone), self.aliases.find(source)
-        if clone_root is source_root:
-            return
-        clone_facts, source_facts = self._classes.pop(clone_root, None), self._class_at(source_root)
-        self.aliases.link(clone_root, source_root)
-        if clone_facts is None:
-            return
-        if len(clone_facts.members) > len(source_facts.members):  # absorb the smaller one
-            clone_facts.absorb(source_facts)
-            self._classes[source_root] = clone_facts
-        else:
-            source_facts.absorb(clone_facts)
+        parent_of = self.aliases._parent  # `find`'s common case, inline
+        clone_root, source_root = parent_of[clone], parent_of[source]
+        if parent_of[clone_root] is not clone_root:
+            clone_root = self.aliases.find(clone)
+        if parent_of[source_root] is not source_root:
+            source_root = self.aliases.find(source)
+        if clone_root is not source_root:
+            self.aliases.link(clone_root, source_root)
+            self._merge_classes(clone_root, source_root)

@@ -87,7 +87,7 @@ def _first_touch_is(call: Node, clone: Node, argument: str, facts: GraphFacts) -
         for user in member.users:
             if user is call:
                 continue
-            effect = facts.effects[user]
+            effect = facts.effect(user)
             if facts.position[user] < at and any(facts.resolve(touched) is member
                                                  for touched in effect.reads + effect.writes):
                 return False

@@ -109,7 +109,7 @@ def _is_tensor_like(node: Node) -> bool:
     return val is None and node.op != "call_function"
 
 
-def _tensor_inputs(node: Node) -> tuple[Node, ...]:
+def tensor_inputs(node: Node) -> list[Node]:
     """The node's arguments that may be tensors (the reads of an op that only reads); the
     common case is tested inline: this runs once per node of every graph."""
     arguments = getattr(node, "_input_nodes", None)  # `input_nodes`, inline
@@ -118,7 +118,7 @@ def _tensor_inputs(node: Node) -> tuple[Node, ...]:
         val = argument.meta.get("val", _MISSING)
         if val is _MISSING or isinstance(val, torch.Tensor) or _is_tensor_like(argument):
             found.append(argument)
-    return tuple(found)
+    return found
 
 
 def _tensor_nodes(*values: Any) -> tuple[Node, ...]:
@@ -152,7 +152,7 @@ def _may_hold_tensor(jit_type: Any) -> bool:
 # How an op treats each argument: "read", "write" (read and write), "overwrite" (write only)
 # or "alias" (a view creates an alias; its own users do the reading).
 @PerOp
-def _argument_roles(op: OpOverload) -> tuple[bool, tuple[tuple[int, str, str], ...]]:
+def argument_roles(op: OpOverload) -> tuple[bool, tuple[tuple[int, str, str], ...]]:
     """(whether the op only reads every argument, (index, argument name, role) per schema
     argument that is not an alias and may hold a tensor); no roles for ops that only look at
     metadata."""
@@ -173,8 +173,14 @@ def _argument_roles(op: OpOverload) -> tuple[bool, tuple[tuple[int, str, str], .
     return reads_only, tuple(found)
 
 
+_new_tuple = tuple.__new__  # builds an Effect without the named tuple's Python-level __new__
+
+
 def _unique(nodes: list[Node]) -> tuple[Node, ...]:
-    return tuple(nodes) if len(nodes) < 2 else tuple(dict.fromkeys(nodes))
+    count = len(nodes)
+    if count < 2 or (count == 2 and nodes[0] is not nodes[1]):  # the common cases, no dict
+        return tuple(nodes)
+    return tuple(dict.fromkeys(nodes))
 
 
 def _effect_by_roles(node: Node, roles: tuple[tuple[int, str, str], ...]) -> Effect:
@@ -185,33 +191,38 @@ def _effect_by_roles(node: Node, roles: tuple[tuple[int, str, str], ...]) -> Eff
     writes: list[Node] = []
     overwrites: list[Node] = []
     args, kwargs = node.args, node.kwargs
+    positional = len(args)
     for index, name, role in roles:
-        if index < len(args):
+        if index < positional:
             value = args[index]
         elif name in kwargs:
             value = kwargs[name]
         else:
             continue
-        if isinstance(value, Node):  # the common case, without building a generator
-            if not _is_tensor_like(value):
+        if isinstance(value, Node):  # the common case: one tensor, no tuple, no generator
+            val = value.meta.get("val", _MISSING)  # `_is_tensor_like`'s common case, inline
+            if not (val is _MISSING or isinstance(val, torch.Tensor) or _is_tensor_like(value)):
                 continue
-            targets: tuple[Node, ...] = (value,)
-        elif isinstance(value, (list, tuple, dict)):
-            targets = _tensor_nodes(value)
-        else:
+            if role == "read":
+                reads.append(value)
+            else:
+                writes.append(value)
+                (overwrites if role == "overwrite" else reads).append(value)
             continue
+        if not isinstance(value, (list, tuple, dict)):
+            continue
+        targets = _tensor_nodes(value)
         if role == "read":
             reads += targets
         else:
             writes += targets
             (overwrites if role == "overwrite" else reads).extend(targets)
     if not writes:
-        return Effect(_unique(reads)) if reads else NO_EFFECT
-    return Effect(_unique(reads), _unique(writes), _unique(overwrites))
+        return _new_tuple(Effect, (_unique(reads), (), (), False)) if reads else NO_EFFECT
+    return _new_tuple(Effect, (_unique(reads), _unique(writes), _unique(overwrites), False))
 
 
-_new_tuple = tuple.__new__  # builds an Effect without the named tuple's Python-level __new__
-_KNOWN_ROLES = _argument_roles.known
+_KNOWN_ROLES = argument_roles.known
 
 
 def node_effect(node: Node) -> Effect:
@@ -220,10 +231,10 @@ def node_effect(node: Node) -> Effect:
     if kind == "call_function":
         target = node.target
         if isinstance(target, OpOverload):
-            reads_only, roles = _KNOWN_ROLES.get(id(target)) or _argument_roles(target)
+            reads_only, roles = _KNOWN_ROLES.get(id(target)) or argument_roles(target)
             if reads_only:  # the common case: every tensor argument is read, none written
-                found = _tensor_inputs(node)
-                return _new_tuple(Effect, (found, (), (), False)) if found else NO_EFFECT
+                found = tensor_inputs(node)
+                return _new_tuple(Effect, (tuple(found), (), (), False)) if found else NO_EFFECT
             return _effect_by_roles(node, roles)
         if target is operator.getitem:
             return NO_EFFECT  # selects an element: an alias (or a fresh result) of its parent

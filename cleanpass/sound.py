@@ -47,7 +47,7 @@ def _reads_after(source: Node, source_class: ClassFacts, first_write: int, last_
     # a removed clone's bytes are its root's: ask about the root
     return any(at >= first_write and facts.may_overlap(facts.resolve(member), source)
                and not facts.overwritten_between(source, last_write, at)
-               for at, _, member in source_class.reads)
+               for at, _, member in facts.reads_of(source_class))
 
 
 def _writes_while_live(source: Node, source_class: ClassFacts, clone: Node, clone_class: ClassFacts,

@@ -65,8 +65,14 @@ def _switched_on(name: str) -> bool:
 def donated_positions(graph: fx.Graph, node_indices: Iterable[int]) -> tuple[int, ...] | None:
     """Placeholder positions of the graph nodes at `node_indices` (vLLM's `donated_input_ids`);
     None when an index names no placeholder of this graph."""
-    placeholders = {index: position for position, (index, node) in enumerate(
-        (i, n) for i, n in enumerate(graph.nodes) if n.op == "placeholder")}
+    left = len(graph.find_nodes(op="placeholder"))
+    placeholders: dict[int, int] = {}  # node index -> placeholder position
+    for index, node in enumerate(graph.nodes):
+        if not left:  # the walk stops at the last placeholder (they come first in vLLM's graphs)
+            break
+        if node.op == "placeholder":
+            placeholders[index] = len(placeholders)
+            left -= 1
     positions = []
     for index in node_indices:
         if index not in placeholders:
@@ -126,10 +132,12 @@ class VllmClonePass:
             donated = ()
         report = eliminate_clones_in_graph(graph, donated, policy="sound", fold=self.fold)
         self.reports.append(report)
-        record = report_record(next(_GRAPH_NUMBERS), report, str(context.compile_range))
-        log.info("%s", report_line(record))
-        if self.report_dir:
-            _write_record(Path(self.report_dir), record)
+        number = next(_GRAPH_NUMBERS)
+        if self.report_dir or log.isEnabledFor(logging.INFO):  # a record per decision: only when read
+            record = report_record(number, report, str(context.compile_range))
+            log.info("%s", report_line(record))
+            if self.report_dir:
+                _write_record(Path(self.report_dir), record)
 
     def uuid(self) -> str:
         """Our sources, the switches, the registered kernel facts and the graph's donated

@@ -16,7 +16,8 @@ from torch.fx.experimental.symbolic_shapes import DimDynamic, ShapeEnv, Stateles
 
 from cleanpass import _compat, decisions
 from cleanpass.alias import AliasClasses
-from cleanpass.mutation import PerOp, _argument_roles
+from cleanpass.facts import GraphFacts
+from cleanpass.mutation import PerOp, argument_roles, node_effect
 
 aten = torch.ops.aten
 
@@ -65,23 +66,100 @@ def test_symbolic_clone_bytes_are_the_hint_and_the_printed_product():
     assert decisions.clone_bytes(clone) == (size, formula)  # cached: the same answer
 
 
-def test_class_roots_match_find_also_after_a_node_joins_two_classes():
-    """`AliasClasses.roots` reads the parent directly when it is a root; a node whose links
-    join two earlier classes moves one class's root, and the shortcut must see that."""
+def _two_classes_joined_later() -> Graph:
+    """x and y are written apart; `joined` is a view of x whose fake value names y's storage:
+    it joins the two classes after both have facts (`GraphFacts` merges them mid-walk)."""
     with FakeTensorMode():
         a, b = torch.empty(4, 6), torch.empty(4, 6)
         view_of_a_meta_says_b = b.view(24)
     graph = Graph()
     x, y = graph.placeholder("x"), graph.placeholder("y")
     x.meta["val"], y.meta["val"] = a, b
+    for target, value in ((x, a), (y, b)):
+        graph.call_function(aten.mul_.Tensor, (target, 2.0)).meta["val"] = value
     joined = graph.call_function(aten.view.default, (x, [24]))  # structure: x; fake storage: y's
     joined.meta["val"] = view_of_a_meta_says_b
-    later = graph.call_function(aten.view.default, (joined, [4, 6]))
-    later.meta["val"] = view_of_a_meta_says_b.view(4, 6)
+    later = graph.call_function(aten.sin.default, (joined,))
+    later.meta["val"] = torch.empty_like(a)
+    graph.output((later,))
+    return graph
+
+
+def _facts_the_long_way(graph: Graph) -> dict:
+    """Per class (keyed by its sorted member names): what `GraphFacts` collects in one walk,
+    from a separate `AliasClasses` and `node_effect` of every node, as it was first written."""
     nodes = list(graph.nodes)
     classes = AliasClasses(nodes)
-    assert classes.roots(nodes) == [classes.find(node) for node in nodes]
-    assert len(set(classes.roots(nodes))) == 1  # one class: x, y and both views
+    found: dict = {}
+
+    def entry(node):
+        return found.setdefault(classes.find(node), {"reads": [], "writes": [], "max_read": -1,
+                                                     "inputs": [], "in_output": False})
+    for position, node in enumerate(nodes):
+        if node.op in ("placeholder", "get_attr"):
+            entry(node)["inputs"].append(node.name)
+        effect = node_effect(node)
+        for member in effect.reads:
+            facts = entry(member)
+            facts["reads"].append((position, node.name, member.name))
+            facts["max_read"] = position
+            facts["in_output"] |= node.op == "output"
+        for member in effect.writes:
+            entry(member)["writes"].append((position, node.name, member.name))
+    members: dict = {}
+    for node in nodes:
+        members.setdefault(classes.find(node), []).append(node.name)
+    return {tuple(sorted(members[root])): facts for root, facts in found.items()}
+
+
+def _facts_in_one_walk(graph: Graph) -> dict:
+    facts = GraphFacts(graph)
+    members: dict = {}
+    for node in facts.nodes:
+        members.setdefault(facts.aliases.find(node), []).append(node.name)
+    seen = {}
+    for root, names in members.items():
+        aggregate = facts.class_of(root)
+        if not (facts.reads_of(aggregate) or aggregate.writes or aggregate.inputs):
+            continue
+        seen[tuple(sorted(names))] = {
+            "reads": sorted((p, n.name, m.name) for p, n, m in facts.reads_of(aggregate)),
+            "writes": sorted((p, n.name, m.name) for p, n, m in aggregate.writes),
+            "max_read": aggregate.max_read, "inputs": sorted(n.name for n in aggregate.inputs),
+            "in_output": aggregate.in_output}
+        assert list(aggregate.write_positions) == sorted(p for p, _, _ in aggregate.writes)
+    return seen
+
+
+def _sorted_lists(facts: dict) -> dict:
+    return {key: {name: sorted(value) if isinstance(value, list) else value for name, value in entry.items()}
+            for key, entry in facts.items() if entry["reads"] or entry["writes"] or entry["inputs"]}
+
+
+def test_one_walk_collects_what_separate_walks_do_also_where_a_node_joins_two_classes():
+    """`GraphFacts` builds the classes and their facts in one walk, merging facts where a later
+    node joins two classes, and lists reads only when asked: the same facts as the long way."""
+    graph = _two_classes_joined_later()
+    one_walk = _facts_in_one_walk(graph)
+    assert one_walk == _sorted_lists(_facts_the_long_way(graph))
+    joined = one_walk[("mul__tensor", "mul__tensor_1", "view_default", "x", "y")]  # sin's is apart
+    assert joined["writes"] == [(2, "mul__tensor", "x"), (3, "mul__tensor_1", "y")]
+    assert joined["max_read"] == 5 and joined["inputs"] == ["x", "y"]
+
+
+def test_one_walk_collects_what_separate_walks_do_on_the_generators_programs():
+    from hypothesis import given, settings
+
+    from .random_programs import programs
+    from .test_property import COMMON, _traced
+
+    @settings(max_examples=150, **COMMON)
+    @given(programs())
+    def check(program):
+        graph = _traced(program).graph
+        assert _facts_in_one_walk(graph) == _sorted_lists(_facts_the_long_way(graph)), program
+
+    check()
 
 
 def test_per_op_cache_computes_once_per_op_and_keeps_ops_apart():
@@ -101,15 +179,15 @@ def test_arguments_whose_schema_type_holds_no_tensor_have_no_role():
     """Sizes, dims, flags and numbers are skipped by type (once per op); every argument that
     may hold a tensor keeps its role, lists and optionals of tensors included."""
     def roles(op: object) -> list[str]:
-        return [name for _, name, _ in _argument_roles(op)[1]]
+        return [name for _, name, _ in argument_roles(op)[1]]
 
     assert roles(aten.sum.dim_IntList) == ["self"]  # dim: List[int]?, keepdim, dtype
     assert roles(aten.index.Tensor) == ["self", "indices"]  # List[Optional[Tensor]]
     assert roles(aten.cat.default) == ["tensors"]
     assert roles(aten.scaled_dot_product_attention.default) == ["query", "key", "value", "attn_mask"]
-    assert roles(aten.view.default) == [] and not _argument_roles(aten.view.default)[0]  # an alias
+    assert roles(aten.view.default) == [] and not argument_roles(aten.view.default)[0]  # an alias
     assert roles(aten.copy_.default) == ["self", "src"]
-    assert _argument_roles(aten.add.Tensor) == (True, ((0, "self", "read"), (1, "other", "read")))
+    assert argument_roles(aten.add.Tensor) == (True, ((0, "self", "read"), (1, "other", "read")))
 
 
 def test_shape_guard_check_without_torchs_strict_mode():

@@ -7,6 +7,7 @@ where vLLM is installed.
 """
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import types
@@ -119,3 +120,57 @@ def test_the_report_line_names_every_kept_reason():
 def test_uuid_changes_with_folding_and_is_stable():
     folding, plain = vllm_plugin.VllmClonePass(fold=True), vllm_plugin.VllmClonePass(fold=False)
     assert folding.uuid() != plain.uuid() and folding.uuid() == vllm_plugin.VllmClonePass(fold=True).uuid()
+
+
+def _pass_context(monkeypatch, donated: set[int]) -> None:
+    """vLLM's pass context as the slot reads it (`get_pass_context()` inside a compile)."""
+    context = types.SimpleNamespace(donated_input_ids=donated, compile_range="[1, 8192]")
+    module = types.ModuleType("vllm.compilation.passes.inductor_pass")
+    module.get_pass_context = lambda: context
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+
+
+def _clone_graph() -> fx.Graph:
+    """x donated: clone(x) then an in-place write to the copy; the clone goes."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    with FakeTensorMode():
+        value = torch.empty(4, 8)
+    graph = fx.Graph()
+    x = graph.placeholder("x")
+    x.meta["val"] = value
+    copy = graph.call_function(torch.ops.aten.clone.default, (x,))
+    copy.meta["val"] = value.clone()
+    written = graph.call_function(torch.ops.aten.mul_.Tensor, (copy, 2.0))
+    written.meta["val"] = copy.meta["val"]
+    graph.output((copy,))
+    return graph
+
+
+@pytest.mark.parametrize("level", [logging.INFO, logging.WARNING])
+def test_the_json_report_is_written_at_any_log_level_and_the_line_only_when_logged(
+        monkeypatch, caplog, tmp_path, level):
+    """The per-decision record is built only where someone reads it: the JSON report (always,
+    once asked for) and the INFO line (only when INFO is on)."""
+    _pass_context(monkeypatch, {0})
+    monkeypatch.setenv(vllm_plugin.REPORT_DIR, str(tmp_path))
+    slot = vllm_plugin.VllmClonePass()
+    with caplog.at_level(level, logger="vllm.cleanpass"):
+        slot(_clone_graph())
+    (written,) = tmp_path.glob("*.json")
+    record = json.loads(written.read_text())
+    assert (record["clones_before"], record["clones_after"], len(record["removed"])) == (1, 0, 1)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("cleanpass: graph")]
+    assert len(lines) == (1 if level == logging.INFO else 0)
+    assert slot.reports[0].clones_after == 0
+
+
+def test_without_a_report_dir_or_info_log_the_slot_still_decides(monkeypatch, caplog):
+    _pass_context(monkeypatch, {0})
+    monkeypatch.delenv(vllm_plugin.REPORT_DIR, raising=False)
+    slot = vllm_plugin.VllmClonePass()
+    graph = _clone_graph()
+    with caplog.at_level(logging.WARNING, logger="vllm.cleanpass"):
+        slot(graph)
+    assert not graph.find_nodes(op="call_function", target=torch.ops.aten.clone.default)
+    assert slot.reports[0].clones_before == 1 and not caplog.records
