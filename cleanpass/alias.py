@@ -161,12 +161,8 @@ class AliasClasses:
                     self._shared += verdict
                     self._apart += not verdict
         val = node.meta.get("val")
-        if isinstance(val, torch.Tensor):  # the common case: `_join_storage` inline
-            key = storage_key(val)
-            if key is not None:
-                first = self._by_storage.setdefault(key, node)
-                if first is not node:
-                    self._join(root, first, node, on_join)
+        if isinstance(val, torch.Tensor):  # the common case, without building a list
+            self._join_storage(node, root, val, on_join)
         elif isinstance(val, (list, tuple)):
             for item in val:
                 if isinstance(item, torch.Tensor):

@@ -134,13 +134,8 @@ def decide(clone: Node, source: str, reason: str) -> Decision:
 
     Built without the frozen dataclass's `__init__` (one `object.__setattr__` per field: about
     1 us, paid once per clone of every graph); the fields are the same (tests/cleanpass)."""
-    meta = clone.meta
-    fake = meta.get("val")
-    if isinstance(fake, torch.Tensor) and getattr(fake, "_has_symbolic_sizes_strides", None) is False:
-        size, formula = fake.numel() * fake.element_size(), None  # `clone_bytes`' common case
-    else:
-        size, formula = clone_bytes(clone)
-    origin = meta.get(ORIGIN_KEY, MODEL)
+    size, formula = clone_bytes(clone)
+    origin = clone.meta.get(ORIGIN_KEY, MODEL)
     decision = _new_object(Decision)
     fields = decision.__dict__  # item by item: no keyword dict to build first
     fields["clone"], fields["source"], fields["reason"] = clone.name, source, reason

@@ -51,15 +51,13 @@ def _run_sound(graph: Graph, donated: tuple[int, ...],
         for clone in clones:
             report.add(decisions.decide(clone, _source_name(clone), decisions.ANALYSIS_ERROR))
         return None
-    replaced = facts.replaced
     for clone in clones:
         args = clone.args  # read once: fx serves it through a Python property
         source = args[0] if args else None
         if not isinstance(source, Node) or len(args) + len(clone.kwargs) > 2:
             reason = decisions.UNSUPPORTED_CLONE
         else:
-            while source in replaced:  # `facts.resolve`, inline
-                source = replaced[source]
+            source = facts.resolve(source)
             try:
                 reason = decide_sound(clone, source, facts)
             except Exception:
@@ -73,7 +71,7 @@ def _run_sound(graph: Graph, donated: tuple[int, ...],
                                     else source.name, reason))
     kept = []
     for clone in clones:  # apply the edits in graph order; chains resolve to the root
-        if clone in replaced:
+        if clone in facts.replaced:
             clone.replace_all_uses_with(facts.resolve(clone))
             graph.erase_node(clone)
         else:

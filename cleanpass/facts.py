@@ -126,7 +126,7 @@ class GraphFacts:
                 roles = known_roles.get(id(target)) if isinstance(target, OpOverload) else None
                 if roles is not None and roles[0]:  # reads only (`node_effect`'s common case), inline
                     read_lists[node] = members = tensor_inputs(node)
-                    for member in members:
+                    for member in members:  # `_class_at(find(member))`, inline: once per read
                         root = parent_of[member]
                         if parent_of[root] is not root:
                             root = find(member)
@@ -213,16 +213,10 @@ class GraphFacts:
 
     def classes_apart(self, a: Node, b: Node) -> tuple[ClassFacts, ClassFacts] | None:
         """The aggregates of a's and b's classes; None when they are one class."""
-        parent_of, classes = self.aliases._parent, self._classes  # `find`'s common case, inline
-        root_a, root_b = parent_of[a], parent_of[b]
-        if parent_of[root_a] is not root_a:
-            root_a = self.aliases.find(a)
-        if parent_of[root_b] is not root_b:
-            root_b = self.aliases.find(b)
+        root_a, root_b = self.aliases.find(a), self.aliases.find(b)
         if root_a is root_b:
             return None
-        facts_a, facts_b = classes.get(root_a), classes.get(root_b)
-        return (facts_a or self._class_at(root_a)), (facts_b or self._class_at(root_b))
+        return self._class_at(root_a), self._class_at(root_b)
 
     def overwritten_between(self, source: Node, low: int, high: int) -> bool:
         """Whether a `copy_` writes every byte of `source` at a position p, low < p < high:
@@ -264,12 +258,7 @@ class GraphFacts:
         """Record that `clone` is replaced by `source`: their storages become one class."""
         self.replaced[clone] = source
         self._to_rename.append((clone, source))
-        parent_of = self.aliases._parent  # `find`'s common case, inline
-        clone_root, source_root = parent_of[clone], parent_of[source]
-        if parent_of[clone_root] is not clone_root:
-            clone_root = self.aliases.find(clone)
-        if parent_of[source_root] is not source_root:
-            source_root = self.aliases.find(source)
+        clone_root, source_root = self.aliases.find(clone), self.aliases.find(source)
         if clone_root is not source_root:
             self.aliases.link(clone_root, source_root)
             self._merge_classes(clone_root, source_root)

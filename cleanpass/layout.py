@@ -8,10 +8,6 @@ from . import decisions
 from ._compat import has_static_layout, statically_equal
 
 
-#: `has_static_layout`'s flag, read inline first: this runs for every clone of every graph
-_SYMBOLIC = "_has_symbolic_sizes_strides"
-
-
 def layout_verdict(clone: Node, source: Node) -> str | None:
     """None when size, stride, storage offset and dtype provably match; else a keep reason."""
     fake_clone, fake_source = clone.meta.get("val"), source.meta.get("val")
@@ -20,9 +16,8 @@ def layout_verdict(clone: Node, source: Node) -> str | None:
     if fake_clone.dtype != fake_source.dtype:
         return decisions.LAYOUT_DIFFERS
     offsets = fake_clone.storage_offset(), fake_source.storage_offset()
-    if (type(offsets[0]) is int and type(offsets[1]) is int  # the common case: no guards
-            and (getattr(fake_clone, _SYMBOLIC, None) is False or has_static_layout(fake_clone))
-            and (getattr(fake_source, _SYMBOLIC, None) is False or has_static_layout(fake_source))):
+    if (type(offsets[0]) is int and type(offsets[1]) is int and has_static_layout(fake_clone)
+            and has_static_layout(fake_source)):  # the common case: no guards
         same = (offsets[0] == offsets[1] and fake_clone.stride() == fake_source.stride()
                 and fake_clone.shape == fake_source.shape)
     elif fake_clone.dim() != fake_source.dim():
